@@ -1,0 +1,15 @@
+"""keras_pid_ssl: self-supervised learning with partial information decomposition.
+
+Keras 3 (TensorFlow, JAX, PyTorch) implementation of "More Synergy, Less
+Redundancy: Exploiting Joint Mutual Information for Self-Supervised Learning"
+(Mohamadi, Doretto, Adjeroh, ICIP 2023), with Barlow Twins and VICReg.
+"""
+
+from keras_pid_ssl import backbones
+from keras_pid_ssl import heads
+from keras_pid_ssl import information
+from keras_pid_ssl import losses
+from keras_pid_ssl import models
+from keras_pid_ssl.models import PIDModel
+from keras_pid_ssl.models import SSLModel
+from keras_pid_ssl.version import __version__

@@ -1,0 +1,7 @@
+"""Backbones: feature extractors returning a pooled feature vector."""
+
+from keras_pid_ssl.backbones.resnet import ResNet
+from keras_pid_ssl.backbones.resnet import ResNet18
+from keras_pid_ssl.backbones.resnet import ResNet34
+from keras_pid_ssl.backbones.resnet import ResNet50
+from keras_pid_ssl.backbones.small_convnet import SmallConvNet

@@ -1,0 +1,6 @@
+"""Gaussian mutual information and partial information decomposition."""
+
+from keras_pid_ssl.information.gaussian_pid import ATOM_NAMES
+from keras_pid_ssl.information.gaussian_pid import gaussian_mutual_information
+from keras_pid_ssl.information.gaussian_pid import gaussian_pid
+from keras_pid_ssl.information.gaussian_pid import per_dimension_pid

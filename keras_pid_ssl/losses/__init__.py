@@ -1,0 +1,7 @@
+"""Self-supervised losses: Barlow Twins, VICReg and the PID loss."""
+
+from keras_pid_ssl.losses.barlow_twins import BarlowTwinsLoss
+from keras_pid_ssl.losses.base import SSLLoss
+from keras_pid_ssl.losses.pid import COEFFICIENT_NAMES
+from keras_pid_ssl.losses.pid import PIDLoss
+from keras_pid_ssl.losses.vicreg import VICRegLoss

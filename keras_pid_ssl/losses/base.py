@@ -1,0 +1,46 @@
+"""Common base of the SSL losses: a float32 layer that reports its terms."""
+
+import keras
+from keras import ops
+
+from keras_pid_ssl.utils.validation import check_embeddings
+
+
+class SSLLoss(keras.layers.Layer):
+    """Base class of the two-view SSL losses.
+
+    A loss is a `keras.layers.Layer` (not a `keras.losses.Loss`) for two
+    reasons: SSL losses take two or three embeddings rather than
+    `(y_true, y_pred)`, and a layer's coefficients can be Keras variables that a
+    model tracks, saves and restores with its weights (the PID protocol changes
+    them during training). The layer always computes in float32, also under a
+    mixed-precision policy.
+
+    Subclasses implement `terms(z1, z2)`, returning a dict of the weighted terms
+    that add up to `"loss"`, plus any diagnostics; `term_names` lists the keys.
+    The term named by `invariance_term` is the one a PID loss re-weights.
+    """
+
+    invariance_term = "invariance"
+
+    def __init__(self, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.built = True
+
+    @property
+    def term_names(self):
+        raise NotImplementedError
+
+    def terms(self, z1, z2):
+        raise NotImplementedError
+
+    def call(self, z1, z2):
+        return self.terms(z1, z2)["loss"]
+
+    def _prepare(self, *embeddings):
+        check_embeddings(type(self).__name__, *embeddings)
+        return [ops.cast(z, "float32") for z in embeddings]
+
+    def compute_output_shape(self, *args):
+        return ()

@@ -1,0 +1,4 @@
+"""Models that wire backbone, projector and objective together for `fit`."""
+
+from keras_pid_ssl.models.pid_model import PIDModel
+from keras_pid_ssl.models.ssl_model import SSLModel

@@ -1,0 +1,1 @@
+"""Internal helpers (batch statistics, input checks, autodiff)."""

@@ -10,6 +10,7 @@ from keras_pid_ssl import heads
 from keras_pid_ssl import information
 from keras_pid_ssl import losses
 from keras_pid_ssl import models
+from keras_pid_ssl import optimizers
 from keras_pid_ssl.models import PIDModel
 from keras_pid_ssl.models import SSLModel
 from keras_pid_ssl.version import __version__

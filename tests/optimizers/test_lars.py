@@ -1,0 +1,138 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import keras_pid_ssl as kps
+
+
+def reference_lars_step(weights, grads, momenta, lr, *, momentum, weight_decay, eta, exclude):
+    """One step of the official Barlow Twins LARS (main.py), in NumPy."""
+    new_weights, new_momenta = [], []
+    for w, g, mu in zip(weights, grads, momenta):
+        w, g, mu = (np.asarray(a, np.float64) for a in (w, g, mu))
+        exempt = exclude and w.ndim == 1
+        dp = g if exempt else g + weight_decay * w
+        if not exempt:
+            w_norm, d_norm = np.linalg.norm(w), np.linalg.norm(dp)
+            q = eta * w_norm / d_norm if (w_norm > 0 and d_norm > 0) else 1.0
+            dp = dp * q
+        mu = momentum * mu + dp
+        new_momenta.append(mu)
+        new_weights.append(w - lr * mu)
+    return new_weights, new_momenta
+
+
+def make_variables():
+    rng = np.random.default_rng(0)
+    values = [
+        rng.normal(size=(5, 3)),  # a kernel
+        rng.normal(size=(3,)),  # a bias / norm parameter
+        np.zeros((2, 2)),  # a zero kernel: trust ratio falls back to 1
+        rng.normal(size=(2, 3, 3, 4)),  # a conv kernel
+    ]
+    return [keras.Variable(v.astype("float32")) for v in values], values
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_lars_matches_barlow_twins_reference_over_several_steps(exclude):
+    hyper = dict(momentum=0.9, weight_decay=0.05, eta=0.02)
+    variables, weights = make_variables()
+    optimizer = kps.optimizers.LARS(
+        learning_rate=0.3, exclude_bias_and_norm=exclude, **hyper
+    )
+    rng = np.random.default_rng(1)
+    momenta = [np.zeros_like(w) for w in weights]
+    for _ in range(4):
+        grads = [rng.normal(size=w.shape) for w in weights]
+        optimizer.apply([keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables)
+        weights, momenta = reference_lars_step(
+            weights, grads, momenta, 0.3, exclude=exclude, **hyper
+        )
+    for variable, expected in zip(variables, weights):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(variable), expected, rtol=1e-4, atol=1e-6
+        )
+
+
+def test_lars_follows_a_schedule_and_scales_bias_learning_rate():
+    hyper = dict(momentum=0.5, weight_decay=0.0, eta=0.1)
+    schedule = kps.optimizers.warmup_cosine_decay(1.0, total_steps=6, warmup_steps=2)
+    variables, weights = make_variables()
+    optimizer = kps.optimizers.LARS(
+        learning_rate=schedule, bias_and_norm_learning_rate_scale=0.1, **hyper
+    )
+    rng = np.random.default_rng(2)
+    momenta = [np.zeros_like(w) for w in weights]
+    for step in range(5):
+        grads = [rng.normal(size=w.shape) for w in weights]
+        optimizer.apply([keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables)
+        lr = step / 2 if step < 2 else 0.5 * (1 + math.cos(math.pi * (step - 2) / 4))
+        new_weights, new_momenta = reference_lars_step(
+            weights, grads, momenta, lr, exclude=True, **hyper
+        )
+        # 1-D variables step with a tenth of the rate.
+        new_weights[1] = weights[1] - 0.1 * lr * new_momenta[1]
+        weights, momenta = new_weights, new_momenta
+    for variable, expected in zip(variables, weights):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(variable), expected, rtol=1e-4, atol=1e-6
+        )
+
+
+def test_exclude_from_weight_decay_skips_decay_but_keeps_trust_ratio():
+    hyper = dict(momentum=0.9, eta=0.02)
+    variable = keras.Variable(np.ones((3, 3), "float32"), name="special_kernel")
+    optimizer = kps.optimizers.LARS(learning_rate=0.5, weight_decay=0.1, **hyper)
+    optimizer.exclude_from_weight_decay(var_names=["special_kernel"])
+    grad = np.full((3, 3), 2.0)
+    optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], [variable])
+    (expected,), _ = reference_lars_step(
+        [np.ones((3, 3))], [grad], [np.zeros((3, 3))], 0.5,
+        weight_decay=0.0, exclude=True, **hyper,
+    )
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), expected, rtol=1e-5)
+
+
+def test_lars_trains_a_model_with_fit_and_round_trips_its_config():
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(8, activation="relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    outputs = keras.layers.Dense(1)(x)
+    model = keras.Model(inputs, outputs)
+    # Biases and batch-norm parameters take plain momentum SGD: a smaller
+    # rate for them, as Barlow Twins does.
+    optimizer = kps.optimizers.LARS(
+        learning_rate=1.0, eta=0.01, weight_decay=1e-6, bias_and_norm_learning_rate_scale=0.02
+    )
+    model.compile(optimizer=optimizer, loss="mse")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0]))[:, None].astype("float32")
+    history = model.fit(x, y, batch_size=16, epochs=8, verbose=0)
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.25 * losses[0], losses
+
+    config = optimizer.get_config()
+    clone = kps.optimizers.LARS.from_config(config)
+    for key in ("momentum", "weight_decay", "eta", "exclude_bias_and_norm",
+                "bias_and_norm_learning_rate_scale"):
+        assert getattr(clone, key) == getattr(optimizer, key)
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert isinstance(restored, kps.optimizers.LARS)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(momentum=1.0), "momentum"),
+        (dict(weight_decay=-1.0), "weight_decay"),
+        (dict(eta=0.0), "eta"),
+        (dict(bias_and_norm_learning_rate_scale=-0.1), "bias_and_norm_learning_rate_scale"),
+    ],
+)
+def test_lars_rejects_invalid_hyperparameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kps.optimizers.LARS(**kwargs)

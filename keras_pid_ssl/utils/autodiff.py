@@ -7,10 +7,12 @@ the stock Keras trainers compute.
 """
 
 import keras
+from keras import ops
 
 
 def gradient(fn, x):
     """The gradient of the scalar `fn(x)` with respect to the tensor `x`."""
+    x = ops.convert_to_tensor(x)
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf

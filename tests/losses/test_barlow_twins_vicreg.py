@@ -1,0 +1,107 @@
+"""Barlow Twins and VICReg against independent NumPy implementations."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_pid_ssl as kps
+
+
+def numpy_barlow_twins(z1, z2, lambd, inv_weight=1.0, scale=1.0, eps=1e-5):
+    # Official code: BatchNorm1d(affine=False) (biased var), c = bn(z1).T @ bn(z2) / N.
+    def bn(z):
+        return (z - z.mean(0)) / np.sqrt(z.var(0) + eps)
+
+    c = bn(z1).T @ bn(z2) / z1.shape[0]
+    on = ((np.diag(c) - 1) ** 2).sum()
+    off = (c**2).sum() - (np.diag(c) ** 2).sum()
+    return scale * (inv_weight * on + lambd * off), scale * inv_weight * on, scale * lambd * off
+
+
+def numpy_vicreg(x, y, sim=25.0, std=25.0, cov=1.0, eps=1e-4):
+    # Official code (facebookresearch/vicreg main_vicreg.py, VICReg.forward).
+    n, d = x.shape
+    repr_loss = ((x - y) ** 2).mean()
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    std_x = np.sqrt(x.var(0, ddof=1) + eps)
+    std_y = np.sqrt(y.var(0, ddof=1) + eps)
+    std_loss = np.maximum(0, 1 - std_x).mean() / 2 + np.maximum(0, 1 - std_y).mean() / 2
+    cov_x = x.T @ x / (n - 1)
+    cov_y = y.T @ y / (n - 1)
+    off = lambda m: m[~np.eye(d, dtype=bool)]  # noqa: E731
+    cov_loss = (off(cov_x) ** 2).sum() / d + (off(cov_y) ** 2).sum() / d
+    return sim * repr_loss + std * std_loss + cov * cov_loss, sim * repr_loss, std * std_loss, cov * cov_loss
+
+
+def _pair(n=32, d=16, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    z1 = rng.normal(size=(n, d)) * scale
+    z2 = 0.7 * z1 + 0.5 * rng.normal(size=(n, d)) * scale
+    return z1.astype("float32"), z2.astype("float32")
+
+
+@pytest.mark.parametrize("lambd,inv,scale", [(5e-3, 1.0, 1.0), (0.02, 0.5, 0.024)])
+def test_barlow_twins_matches_numpy_reference(lambd, inv, scale):
+    z1, z2 = _pair()
+    loss = kps.losses.BarlowTwinsLoss(lambda_offdiag=lambd, invariance_weight=inv, scale=scale)
+    terms = {k: float(v) for k, v in loss.terms(z1, z2).items()}
+    total, on, off = numpy_barlow_twins(z1.astype("float64"), z2.astype("float64"), lambd, inv, scale)
+    np.testing.assert_allclose(terms["loss"], total, rtol=1e-4)
+    np.testing.assert_allclose(terms["invariance"], on, rtol=1e-4)
+    np.testing.assert_allclose(terms["redundancy_reduction"], off, rtol=1e-4)
+    np.testing.assert_allclose(float(loss(z1, z2)), total, rtol=1e-4)
+
+
+def test_vicreg_matches_numpy_reference():
+    z1, z2 = _pair(scale=0.6)  # std below 1: the variance hinge is active
+    loss = kps.losses.VICRegLoss()
+    terms = {k: float(v) for k, v in loss.terms(z1, z2).items()}
+    total, inv, var, cov = numpy_vicreg(z1.astype("float64"), z2.astype("float64"))
+    np.testing.assert_allclose(terms["loss"], total, rtol=1e-4)
+    np.testing.assert_allclose(terms["invariance"], inv, rtol=1e-4)
+    np.testing.assert_allclose(terms["variance"], var, rtol=1e-4)
+    np.testing.assert_allclose(terms["covariance"], cov, rtol=1e-4)
+    assert var > 0
+
+
+def test_barlow_twins_is_minimal_for_identical_decorrelated_views():
+    rng = np.random.default_rng(0)
+    # Orthogonal columns: the cross-correlation of a view with itself is I.
+    q, _ = np.linalg.qr(rng.normal(size=(64, 8)))
+    z = (q - q.mean(0)).astype("float32")
+    assert float(kps.losses.BarlowTwinsLoss()(z, z)) < 1e-2
+
+
+@pytest.mark.parametrize("loss_cls", [kps.losses.BarlowTwinsLoss, kps.losses.VICRegLoss])
+def test_loss_is_float32_under_mixed_precision_inputs(loss_cls):
+    z1, z2 = _pair()
+    value = loss_cls()(z1.astype("float16"), z2.astype("float16"))
+    assert keras.backend.standardize_dtype(value.dtype) == "float32"
+    np.testing.assert_allclose(float(value), float(loss_cls()(z1, z2)), rtol=5e-3)
+
+
+@pytest.mark.parametrize("loss_cls", [kps.losses.BarlowTwinsLoss, kps.losses.VICRegLoss])
+def test_loss_config_round_trip(loss_cls):
+    loss = loss_cls(invariance_weight=3.0)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(restored) is loss_cls
+    assert restored.get_config() == loss.get_config()
+
+
+@pytest.mark.parametrize("loss_cls", [kps.losses.BarlowTwinsLoss, kps.losses.VICRegLoss])
+def test_loss_rejects_bad_embeddings(loss_cls):
+    z1, z2 = _pair()
+    with pytest.raises(ValueError, match="same shape"):
+        loss_cls()(z1, z2[:, :8])
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        loss_cls()(z1[:1], z2[:1])
+    with pytest.raises(ValueError, match=r"\(batch_size, dim\)"):
+        loss_cls()(z1[None], z2[None])
+
+
+def test_loss_rejects_negative_weights():
+    with pytest.raises(ValueError, match="lambda_offdiag"):
+        kps.losses.BarlowTwinsLoss(lambda_offdiag=-1.0)
+    with pytest.raises(ValueError, match="variance_weight"):
+        kps.losses.VICRegLoss(variance_weight=-2)

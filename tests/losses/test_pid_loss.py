@@ -1,0 +1,136 @@
+"""PIDLoss: reduces to its base, matches the SPEC formula, stays finite."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_pid_ssl as kps
+from keras_pid_ssl.utils.autodiff import gradient
+
+
+def numpy_per_dim(z1, z2, t, eps=1e-5, delta=1e-4):
+    """Independent NumPy version of SPEC section 2 (per dimension)."""
+    std = lambda z: (z - z.mean(0)) / np.sqrt(z.var(0) + eps)  # noqa: E731
+    u1, u2, ut = std(z1), std(z2), std(t)
+    b = 1 - delta
+    r1 = np.clip((u1 * ut).mean(0), -b, b)
+    r2 = np.clip((u2 * ut).mean(0), -b, b)
+    r12 = np.clip((u1 * u2).mean(0), -b, b)
+    joint = np.clip((r1**2 + r2**2 - 2 * r1 * r2 * r12) / (1 - r12**2), 0, b)
+    i1, i2, i12 = (-0.5 * np.log(1 - x) for x in (r1**2, r2**2, joint))
+    return r1**2, r2**2, joint, i1, i2, i12
+
+
+def _embeddings(n=64, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    a, b, c, e = rng.normal(size=(4, n, d))
+    t = a + b + 0.3 * c
+    return (a + 0.5 * e).astype("float32"), (b + 0.2 * a).astype("float32"), t.astype("float32")
+
+
+@pytest.mark.parametrize("base", ["barlow_twins", "vicreg"])
+def test_zero_pid_weights_equal_the_base_loss(base):
+    z1, z2, t = _embeddings()
+    loss = kps.losses.PIDLoss(base=base, invariance_weight=1.0, w_joint=0.0, w_red=0.0, w_syn=0.0)
+    reference = {"barlow_twins": kps.losses.BarlowTwinsLoss(), "vicreg": kps.losses.VICRegLoss()}[base]
+    np.testing.assert_allclose(float(loss(z1, z2, t)), float(reference(z1, z2)), rtol=1e-6)
+
+
+def test_invariance_weight_rescales_only_the_invariance_term():
+    z1, z2, t = _embeddings()
+    base = kps.losses.BarlowTwinsLoss().terms(z1, z2)
+    loss = kps.losses.PIDLoss(invariance_weight=0.5, w_syn=0.0)
+    expected = 0.5 * float(base["invariance"]) + float(base["redundancy_reduction"])
+    np.testing.assert_allclose(float(loss(z1, z2, t)), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("units", ["r2", "nats"])
+def test_pid_terms_match_the_spec_formula(units):
+    z1, z2, t = _embeddings()
+    w_joint, w_red, w_syn, inv = 0.3, 0.2, 0.7, 0.5
+    loss = kps.losses.PIDLoss(
+        base="barlow_twins", invariance_weight=inv, w_joint=w_joint, w_red=w_red, w_syn=w_syn, units=units
+    )
+    terms = {k: float(v) for k, v in loss.terms(z1, z2, t).items()}
+    r1, r2, joint, i1, i2, i12 = numpy_per_dim(*(x.astype("float64") for x in (z1, z2, t)))
+    if units == "r2":
+        expected = (
+            w_joint * (1 - joint).sum()
+            + w_red * np.minimum(r1, r2).sum()
+            - w_syn * (joint - np.maximum(r1, r2)).sum()
+        )
+    else:
+        expected = -w_joint * i12.sum() + w_red * np.minimum(i1, i2).sum() - w_syn * (i12 - np.maximum(i1, i2)).sum()
+    base = kps.losses.BarlowTwinsLoss().terms(z1, z2)
+    expected_total = expected + inv * float(base["invariance"]) + float(base["redundancy_reduction"])
+    pid_sum = terms["joint_term"] + terms["redundancy_term"] + terms["synergy_term"]
+    np.testing.assert_allclose(pid_sum, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(terms["loss"], expected_total, rtol=1e-4)
+    np.testing.assert_allclose(terms["synergy"], (i12 - np.maximum(i1, i2)).mean(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(terms["redundancy"], np.minimum(i1, i2).mean(), rtol=1e-4)
+
+
+def test_mmi_identity_equal_red_and_syn_weights_penalise_single_view_information():
+    # SPEC 3: -w_j J + w_r Red - w_s Syn = -(w_j + w_s) J + w_r min + w_s max.
+    z1, z2, t = _embeddings()
+    w = 0.4
+    a = kps.losses.PIDLoss(w_joint=0.0, w_red=w, w_syn=w, units="r2").terms(z1, z2, t)
+    r1, r2, joint, *_ = numpy_per_dim(z1, z2, t)
+    pid_sum = float(a["joint_term"] + a["redundancy_term"] + a["synergy_term"])
+    np.testing.assert_allclose(pid_sum, -w * joint.sum() + w * (r1 + r2).sum(), rtol=1e-4)
+
+
+def test_coefficients_are_variables_that_change_the_loss():
+    z1, z2, t = _embeddings()
+    loss = kps.losses.PIDLoss(w_syn=0.0)
+    before = float(loss(z1, z2, t))
+    loss.set_coefficients(w_syn=2.0)
+    after = loss.terms(z1, z2, t)
+    assert float(after["w_syn"]) == 2.0
+    np.testing.assert_allclose(float(after["loss"]), before + float(after["synergy_term"]), rtol=1e-5)
+    assert float(after["synergy_term"]) < 0
+    assert all(not v.trainable for v in loss.weights) and len(loss.weights) == 4
+
+
+@pytest.mark.parametrize("base", ["barlow_twins", "vicreg"])
+@pytest.mark.parametrize("units", ["r2", "nats"])
+def test_gradients_finite_for_constant_columns_and_batch_of_two(base, units):
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2, 6)).astype("float32")
+    z_const = z.copy()
+    z_const[:, :3] = 1.0  # three constant columns
+    loss = kps.losses.PIDLoss(base=base, w_joint=0.1, w_red=0.1, w_syn=1.0, units=units)
+    for z1, z2, t in [(z_const, z_const, z_const), (z, z, z), (z, -z, 2 * z)]:
+        value = float(loss(z1, z2, t))
+        grad = np.asarray(gradient(lambda x, z2=z2, t=t: loss(x, z2, t), z1))
+        assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_full_estimator_loss_is_finite_and_reports_atoms():
+    z1, z2, t = _embeddings(d=4)
+    terms = kps.losses.PIDLoss(estimator="full", w_joint=0.1, w_red=0.1).terms(z1, z2, t)
+    for name in ("loss", "synergy", "redundancy", "i12"):
+        assert np.isfinite(float(terms[name]))
+
+
+def test_pid_loss_config_round_trip_keeps_base_and_coefficients():
+    loss = kps.losses.PIDLoss(
+        base=kps.losses.VICRegLoss(invariance_weight=10.0), invariance_weight=0.5, w_red=0.2, units="nats"
+    )
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert isinstance(restored.base, kps.losses.VICRegLoss)
+    assert restored.base.invariance_weight == 10.0
+    assert restored.pid_coefficients == loss.pid_coefficients
+    z1, z2, t = _embeddings()
+    np.testing.assert_allclose(float(restored(z1, z2, t)), float(loss(z1, z2, t)), rtol=1e-6)
+
+
+def test_pid_loss_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="base"):
+        kps.losses.PIDLoss(base="simclr")
+    with pytest.raises(ValueError, match="units"):
+        kps.losses.PIDLoss(units="bits")
+    with pytest.raises(ValueError, match="w_syn"):
+        kps.losses.PIDLoss(w_syn=-1.0)
+    with pytest.raises(ValueError, match="coefficient"):
+        kps.losses.PIDLoss().set_coefficients(alpha=1.0)

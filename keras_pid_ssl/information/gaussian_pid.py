@@ -150,11 +150,8 @@ def gaussian_pid(z1, z2, t, estimator="diagonal", epsilon=1e-5, delta=1e-4, ridg
     if estimator == "diagonal":
         per_dim = per_dimension_pid(z1, z2, t, epsilon=epsilon, delta=delta)
         return {name: ops.mean(per_dim[name]) for name in ATOM_NAMES}
-    if ops.shape(z1)[0] is not None and ops.shape(z1)[0] < 2:
-        raise ValueError(
-            "`gaussian_pid` needs batch_size >= 2. Received batch_size="
-            f"{ops.shape(z1)[0]}."
-        )
+    check_embeddings("gaussian_pid", z1, z2)
+    check_embeddings("gaussian_pid", t)
     i1 = gaussian_mutual_information(t, z1, epsilon, ridge)
     i2 = gaussian_mutual_information(t, z2, epsilon, ridge)
     i12 = gaussian_mutual_information(

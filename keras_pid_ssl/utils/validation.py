@@ -27,7 +27,12 @@ def check_choice(name, value, choices):
 
 
 def _static_shape(x):
-    return tuple(ops.shape(x))
+    # The static shape (None for unknown dims); `ops.shape` would return
+    # symbolic tensors for unknown dims inside a TF graph.
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        shape = ops.shape(x)
+    return tuple(None if d is None else int(d) for d in shape)
 
 
 def _is_floating_or_int(x):

@@ -1,0 +1,96 @@
+"""Choose a method by name: models with the published default hyper-parameters.
+
+Projector widths default to 2048-2048-2048, the CIFAR setting of solo-learn
+for both Barlow Twins and VICReg; the ImageNet papers use 8192-8192-8192
+(pass `projector_dims=(8192, 8192, 8192)`). Loss coefficients are the papers'
+(Barlow Twins lambda 5e-3; VICReg 25 / 25 / 1). The `pid_ssl` defaults are the
+SPEC's pilot setting (R^2 units, synergy term only, weight 1, invariance 1,
+same-network clean-view target), not a tuned optimum: see README, "Results".
+"""
+
+from keras_pid_ssl.heads.projector import Projector
+from keras_pid_ssl.losses.barlow_twins import BarlowTwinsLoss
+from keras_pid_ssl.losses.pid import PIDLoss
+from keras_pid_ssl.losses.vicreg import VICRegLoss
+from keras_pid_ssl.models.pid_model import PIDModel
+from keras_pid_ssl.models.ssl_model import SSLModel
+from keras_pid_ssl.utils.validation import check_choice
+
+DEFAULT_PROJECTOR_DIMS = (2048, 2048, 2048)
+
+
+def _projector(dims, output_use_bias):
+    dims = tuple(dims)
+    if not dims:
+        raise ValueError("`projector_dims` must list at least the output width.")
+    return Projector(hidden_dims=dims[:-1], output_dim=dims[-1], output_use_bias=output_use_bias)
+
+
+def barlow_twins(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, **loss_kwargs):
+    """A Barlow Twins `SSLModel` (loss kwargs as in `BarlowTwinsLoss`).
+
+    Example:
+
+    >>> model = barlow_twins(kps.backbones.SmallConvNet(), projector_dims=(64, 32))
+    """
+    return SSLModel(encoder, _projector(projector_dims, False), BarlowTwinsLoss(**loss_kwargs))
+
+
+def vicreg(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, **loss_kwargs):
+    """A VICReg `SSLModel` (loss kwargs as in `VICRegLoss`).
+
+    Example:
+
+    >>> model = vicreg(kps.backbones.SmallConvNet(), projector_dims=(64, 32))
+    """
+    return SSLModel(encoder, _projector(projector_dims, True), VICRegLoss(**loss_kwargs))
+
+
+def pid_ssl(
+    encoder,
+    base="barlow_twins",
+    projector_dims=DEFAULT_PROJECTOR_DIMS,
+    invariance_weight=1.0,
+    w_joint=0.0,
+    w_red=0.0,
+    w_syn=1.0,
+    units="r2",
+    target_momentum=0.0,
+    base_kwargs=None,
+    **model_kwargs,
+):
+    """A `PIDModel` on a Barlow Twins or VICReg base (SPEC section 3 defaults).
+
+    Train it with `kps.callbacks.PIDProtocol(epochs)` for the warm-up ->
+    transition -> PID schedule, on `(view1, view2, target_view)` batches.
+
+    Example:
+
+    >>> model = pid_ssl(kps.backbones.SmallConvNet(), projector_dims=(64, 32))
+    """
+    check_choice("base", base, ("barlow_twins", "vicreg"))
+    base_loss = {"barlow_twins": BarlowTwinsLoss, "vicreg": VICRegLoss}[base](**(base_kwargs or {}))
+    loss = PIDLoss(
+        base=base_loss,
+        invariance_weight=invariance_weight,
+        w_joint=w_joint,
+        w_red=w_red,
+        w_syn=w_syn,
+        units=units,
+    )
+    return PIDModel(
+        encoder,
+        _projector(projector_dims, base == "vicreg"),
+        loss=loss,
+        target_momentum=target_momentum,
+        **model_kwargs,
+    )
+
+
+METHODS = {"barlow_twins": barlow_twins, "vicreg": vicreg, "pid": pid_ssl}
+
+
+def get(method, encoder, **kwargs):
+    """The model of `method` (`"barlow_twins"`, `"vicreg"` or `"pid"`)."""
+    check_choice("method", method, tuple(METHODS))
+    return METHODS[method](encoder, **kwargs)

@@ -1,0 +1,102 @@
+"""SSLModel: trains through the stock fit on every backend, saves, validates."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from conftest import make_views, tiny_encoder, tiny_projector
+
+import keras_pid_ssl as kps
+
+
+def _model(loss=None):
+    return kps.SSLModel(tiny_encoder(), tiny_projector(), loss=loss or kps.losses.BarlowTwinsLoss())
+
+
+@pytest.mark.parametrize("loss_cls", [kps.losses.BarlowTwinsLoss, kps.losses.VICRegLoss])
+def test_fit_decreases_the_loss_and_reports_every_term(loss_cls):
+    v1, v2 = make_views(n=64)
+    model = _model(loss_cls())
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(v1, v2, batch_size=16, epochs=5, shuffle=False, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    for name in model.ssl_loss.term_names:
+        assert len(history[name]) == 5
+    # The reported terms add up to the reported loss (same batches, epoch means).
+    total = sum(np.asarray(history[name]) for name in model.ssl_loss.term_names)
+    np.testing.assert_allclose(total, history["loss"], rtol=1e-4)
+
+
+def test_evaluate_matches_the_loss_on_the_same_data():
+    v1, v2 = make_views(n=16)
+    model = _model()
+    model.compile(optimizer="adam")
+    result = model.evaluate(v1, v2, batch_size=16, verbose=0, return_dict=True)
+    z1 = model.predict(v1, verbose=0)
+    z2 = model.predict(v2, verbose=0)
+    np.testing.assert_allclose(result["loss"], float(model.ssl_loss(z1, z2)), rtol=1e-4)
+
+
+def test_save_and_load_round_trip_gives_identical_embeddings(tmp_path):
+    v1, v2 = make_views(n=32)
+    model = _model(kps.losses.VICRegLoss(invariance_weight=10.0))
+    model.compile(optimizer="adam")
+    model.fit(v1, v2, batch_size=16, epochs=1, verbose=0)
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, kps.SSLModel)
+    assert restored.ssl_loss.invariance_weight == 10.0
+    np.testing.assert_array_equal(model.predict(v1, verbose=0), restored.predict(v1, verbose=0))
+    np.testing.assert_array_equal(
+        model.encoder.predict(v1, verbose=0), restored.encoder.predict(v1, verbose=0)
+    )
+
+
+def test_encoder_is_the_backbone_features():
+    v1, _ = make_views(n=8)
+    model = _model()
+    features = model.encoder.predict(v1, verbose=0)
+    assert features.shape == (8, 8)
+    np.testing.assert_allclose(
+        model.predict(v1, verbose=0),
+        keras.ops.convert_to_numpy(model.projector(features, training=False)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_views_of_different_shapes_are_rejected():
+    v1, _ = make_views(n=16, size=8)
+    _, v2 = make_views(n=16, size=6)
+    model = _model()
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="same shape"):
+        model.compute_loss(v1, v2, model(v1))
+
+
+def test_batch_of_one_is_rejected():
+    v1, v2 = make_views(n=1)
+    model = _model()
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        model.compute_loss(v1, v2, model(v1))
+
+
+def test_non_4d_images_are_rejected():
+    v1, v2 = make_views(n=4)
+    model = _model()
+    with pytest.raises(ValueError, match=r"\(batch_size, height, width, channels\)"):
+        model(v1[..., 0])
+
+
+def test_single_view_batches_are_rejected():
+    v1, _ = make_views(n=4)
+    model = _model()
+    with pytest.raises(ValueError, match=r"\(view1, view2\)"):
+        model.compute_loss(v1, None, model(v1))
+
+
+def test_constructor_rejects_a_non_ssl_loss():
+    with pytest.raises(ValueError, match="loss"):
+        kps.SSLModel(tiny_encoder(), tiny_projector(), loss="mse")

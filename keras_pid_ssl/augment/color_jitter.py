@@ -1,0 +1,199 @@
+"""`ColorJitter`: torchvision's colour jitter, the one the SSL recipes specify."""
+
+import numbers
+
+import keras
+
+from keras_pid_ssl.augment.base import AugmentationLayer
+from keras_pid_ssl.augment.base import check_value_range
+
+_OPERATIONS = ("brightness", "contrast", "saturation", "hue")
+
+
+def _strength(name, value, upper=None):
+    if not isinstance(value, numbers.Real) or value < 0 or (upper is not None and value > upper):
+        bound = f"[0, {upper}]" if upper is not None else ">= 0"
+        raise ValueError(
+            f"`{name}` must be a number in {bound}. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+@keras.saving.register_keras_serializable(package="keras_pid_ssl")
+class ColorJitter(AugmentationLayer):
+    """Random brightness, contrast, saturation and hue, per image, in a random order.
+
+    The published recipes (SimCLR, BYOL, Barlow Twins, VICReg: "colour jitter
+    0.4/0.4/0.2/0.1") are defined by torchvision's `ColorJitter`, and this
+    layer has its semantics, with factors drawn per image:
+
+    - brightness `b`: `x * f`, `f ~ U(max(0, 1 - b), 1 + b)`;
+    - contrast `c`: `f * x + (1 - f) * mean(gray(x))`, `f ~ U(max(0, 1 - c), 1 + c)`;
+    - saturation `s`: `f * x + (1 - f) * gray(x)`, `f ~ U(max(0, 1 - s), 1 + s)`;
+    - hue `h`: the HSV hue shifted by `U(-h, h)` turns (mod 1);
+
+    each clipped to the value range, applied in an order drawn per image (as
+    torchvision draws one per call); `gray` is luma with torchvision's weights
+    (0.2989, 0.587, 0.114).
+
+    Why not `keras.layers.RandomColorJitter`: its brightness adds a constant
+    (`x + delta`) instead of scaling, its contrast uses per-channel means, its
+    saturation scales the HSV saturation and its order is fixed, so the
+    published strengths would give a different distribution. It still works as
+    a drop-in step (`kps.augment.RandomApply(keras.layers.RandomColorJitter(...))`).
+
+    Images with one channel take brightness and contrast only (saturation and
+    hue need colour: pass 0 for them).
+
+    Args:
+        brightness: brightness strength `b >= 0`.
+        contrast: contrast strength `c >= 0`.
+        saturation: saturation strength `s >= 0`.
+        hue: hue strength `h` in `[0, 0.5]`.
+        random_order: apply the four operations in an order drawn per image
+            (torchvision); `False` applies them in the order above, which costs
+            about a quarter of the compute.
+        value_range: the `(low, high)` range of the input pixels.
+        seed: integer seed.
+        **kwargs: base layer arguments (`name`, `dtype`).
+
+    Example:
+
+    >>> jitter = ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+    >>> jitter(np.random.rand(8, 32, 32, 3).astype("float32")).shape
+    (8, 32, 32, 3)
+    """
+
+    def __init__(
+        self,
+        brightness=0.0,
+        contrast=0.0,
+        saturation=0.0,
+        hue=0.0,
+        random_order=True,
+        value_range=(0, 1),
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, **kwargs)
+        self.brightness = _strength("brightness", brightness)
+        self.contrast = _strength("contrast", contrast)
+        self.saturation = _strength("saturation", saturation)
+        self.hue = _strength("hue", hue, upper=0.5)
+        self.random_order = bool(random_order)
+        self.value_range = check_value_range(value_range)
+
+    @property
+    def _active(self):
+        strengths = dict(
+            brightness=self.brightness,
+            contrast=self.contrast,
+            saturation=self.saturation,
+            hue=self.hue,
+        )
+        return [name for name in _OPERATIONS if strengths[name] > 0.0]
+
+    def _check_channels(self, images):
+        channels = self.backend.shape(images)[-1]
+        if channels == 3:
+            return
+        if channels == 1 and self.saturation == 0.0 and self.hue == 0.0:
+            return
+        raise ValueError(
+            "`ColorJitter` needs RGB images (3 channels); images with one channel "
+            "take brightness and contrast only (saturation=0, hue=0). Received "
+            f"images with {channels} channels, saturation={self.saturation}, "
+            f"hue={self.hue}."
+        )
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        """Draws per-image factors `{name: (batch,)}` and, with `random_order`,
+        `order`: `(batch, 4)` ranks of the operations."""
+        ops = self.backend
+        images = self._images_of(data)
+        batch_size = self._batch_size(images)
+        if not training:
+            return None
+        seed = self._seed(seed)
+
+        def factor(strength):
+            return ops.random.uniform(
+                (batch_size,), minval=max(0.0, 1.0 - strength), maxval=1.0 + strength, seed=seed
+            )
+
+        transformation = {
+            "brightness": factor(self.brightness),
+            "contrast": factor(self.contrast),
+            "saturation": factor(self.saturation),
+            "hue": ops.random.uniform((batch_size,), minval=-self.hue, maxval=self.hue, seed=seed),
+        }
+        if self.random_order:
+            # argsort of i.i.d. uniforms: a uniformly random permutation per image.
+            keys = ops.random.uniform((batch_size, len(_OPERATIONS)), seed=seed)
+            transformation["order"] = ops.numpy.argsort(keys, axis=1)
+        return transformation
+
+    def _gray(self, images):
+        if self.backend.shape(images)[-1] == 1:
+            return images
+        weights = self.backend.convert_to_tensor([0.2989, 0.587, 0.114], dtype=images.dtype)
+        return self.backend.numpy.sum(images * weights, axis=-1, keepdims=True)
+
+    def _blend(self, images, other, factor):
+        factor = self.backend.numpy.reshape(factor, (-1, 1, 1, 1))
+        return self.backend.numpy.clip(factor * images + (1.0 - factor) * other, 0.0, 1.0)
+
+    def _apply(self, name, images, transformation):
+        ops = self.backend
+        factor = ops.cast(transformation[name], images.dtype)
+        if name == "brightness":
+            return self._blend(images, ops.numpy.zeros_like(images), factor)
+        if name == "contrast":
+            mean = ops.numpy.mean(self._gray(images), axis=(1, 2, 3), keepdims=True)
+            return self._blend(images, mean, factor)
+        if name == "saturation":
+            return self._blend(images, self._gray(images), factor)
+        hsv = ops.image.rgb_to_hsv(images)
+        hue = hsv[..., 0] + ops.numpy.reshape(factor, (-1, 1, 1))
+        hue = hue - ops.numpy.floor(hue)
+        hsv = ops.numpy.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1)
+        return ops.numpy.clip(ops.image.hsv_to_rgb(hsv), 0.0, 1.0)
+
+    def transform_images(self, images, transformation, training=True):
+        ops = self.backend
+        images = ops.cast(images, self.compute_dtype)
+        if not training or transformation is None or not self._active:
+            return images
+        self._check_channels(images)
+        low, high = self.value_range
+        images = (images - low) / (high - low)
+        active = self._active
+        if not self.random_order:
+            for name in active:
+                images = self._apply(name, images, transformation)
+        else:
+            # Step k applies, to each image, the operation whose rank is k.
+            order = ops.cast(transformation["order"], "int32")
+            for step in range(len(_OPERATIONS)):
+                result = images
+                for name in active:
+                    chosen = order[:, _OPERATIONS.index(name)] == step
+                    result = ops.numpy.where(
+                        ops.numpy.reshape(chosen, (-1, 1, 1, 1)),
+                        self._apply(name, images, transformation),
+                        result,
+                    )
+                images = result
+        return images * (high - low) + low
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            brightness=self.brightness,
+            contrast=self.contrast,
+            saturation=self.saturation,
+            hue=self.hue,
+            random_order=self.random_order,
+            value_range=self.value_range,
+        )
+        return config

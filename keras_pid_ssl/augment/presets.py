@@ -1,0 +1,166 @@
+"""Published augmentation recipes, per view, as `keras.layers.Pipeline`s.
+
+| preset      | crop scale | flip | colour jitter (p)         | grayscale | blur (view 1/2) | solarize (view 1/2) |
+|-------------|------------|------|---------------------------|-----------|-----------------|---------------------|
+| `cifar`     | 0.08-1     | 0.5  | 0.4/0.4/0.2/0.1 (0.8)     | 0.2       | 0 / 0           | 0 / 0.2             |
+| `imagenet`  | 0.08-1     | 0.5  | 0.4/0.4/0.2/0.1 (0.8)     | 0.2       | 1.0 / 0.1       | 0 / 0.2             |
+| `grayscale` | 0.08-1     | 0.5  | 0.4/0.4/0/0 (0.8)         | -         | 0 / 0           | 0 / 0.2             |
+
+`imagenet` is the BYOL / Barlow Twins recipe (Grill et al. 2020, table 6;
+Zbontar et al. 2021); `cifar` is its CIFAR form without blur, as used for
+CIFAR by solo-learn's Barlow Twins / VICReg configurations; `grayscale` drops
+what needs colour (saturation, hue, grayscale conversion) for
+Fashion-MNIST-like data. The PID model's target view is `"clean"` (the image
+resized to the training size) or `"weak"` (that, randomly flipped).
+"""
+
+import keras
+
+from keras_pid_ssl.augment.color_jitter import ColorJitter
+from keras_pid_ssl.augment.gaussian_blur import GaussianBlur
+from keras_pid_ssl.augment.random_apply import RandomApply
+from keras_pid_ssl.augment.random_resized_crop import RandomResizedCrop
+from keras_pid_ssl.augment.random_resized_crop import _size
+from keras_pid_ssl.augment.solarize import Solarize
+from keras_pid_ssl.augment.views import Views
+
+_JITTER_RGB = dict(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+_JITTER_GRAY = dict(brightness=0.4, contrast=0.4, saturation=0.0, hue=0.0)
+
+# Per-view probabilities: (view 1, view 2).
+RECIPES = {
+    "cifar": dict(
+        image_size=32, jitter=_JITTER_RGB, jitter_p=0.8, grayscale_p=0.2,
+        blur_p=(0.0, 0.0), solarize_p=(0.0, 0.2),
+    ),
+    "imagenet": dict(
+        image_size=224, jitter=_JITTER_RGB, jitter_p=0.8, grayscale_p=0.2,
+        blur_p=(1.0, 0.1), solarize_p=(0.0, 0.2),
+    ),
+    "grayscale": dict(
+        image_size=28, jitter=_JITTER_GRAY, jitter_p=0.8, grayscale_p=0.0,
+        blur_p=(0.0, 0.0), solarize_p=(0.0, 0.2),
+    ),
+}
+PRESETS = tuple(RECIPES)
+TARGET_VIEWS = ("clean", "weak")
+
+
+def _check_preset(name):
+    if name not in RECIPES:
+        raise ValueError(
+            f"Unknown augmentation preset {name!r}. Available presets: "
+            f"{', '.join(PRESETS)}."
+        )
+
+
+def _seeder(seed):
+    """Distinct seeds for every random layer (None: each layer draws its own)."""
+    count = [0]
+
+    def next_seed():
+        count[0] += 1
+        return None if seed is None else int(seed) * 1000 + count[0]
+
+    return next_seed
+
+
+def view_pipeline(name, view=1, image_size=None, crop_scale=(0.08, 1.0), seed=None):
+    """One view's pipeline of a preset (see the module table).
+
+    Args:
+        name: `"cifar"`, `"imagenet"` or `"grayscale"`.
+        view: 1 or 2 (the views differ in blur and solarization probability).
+        image_size: output size (int or `(height, width)`); default: the
+            preset's (32, 224, 28).
+        crop_scale: area range of the random resized crop.
+        seed: integer seed; `None` draws fresh seeds.
+
+    Returns:
+        A `keras.layers.Pipeline` mapping float images in `[0, 1]` to a view.
+
+    Example:
+
+    >>> pipeline = view_pipeline("cifar", view=2)
+    >>> pipeline(np.random.rand(4, 32, 32, 3).astype("float32")).shape
+    (4, 32, 32, 3)
+    """
+    _check_preset(name)
+    if view not in (1, 2):
+        raise ValueError(f"`view` must be 1 or 2. Received: view={view!r}")
+    recipe = RECIPES[name]
+    size = _size(recipe["image_size"] if image_size is None else image_size)
+    next_seed = _seeder(None if seed is None else int(seed) * 10 + view)
+    layers = [
+        RandomResizedCrop(size, scale=crop_scale, seed=next_seed()),
+        keras.layers.RandomFlip("horizontal", seed=next_seed()),
+        RandomApply(ColorJitter(**recipe["jitter"], seed=next_seed()), recipe["jitter_p"], seed=next_seed()),
+    ]
+    if recipe["grayscale_p"] > 0:
+        layers.append(keras.layers.RandomGrayscale(recipe["grayscale_p"], seed=next_seed()))
+    blur_p = recipe["blur_p"][view - 1]
+    if blur_p > 0:
+        layers.append(RandomApply(GaussianBlur(sigma=(0.1, 2.0), seed=next_seed()), blur_p, seed=next_seed()))
+    solarize_p = recipe["solarize_p"][view - 1]
+    if solarize_p > 0:
+        layers.append(RandomApply(Solarize(0.5), solarize_p, seed=next_seed()))
+    return keras.layers.Pipeline(layers, name=f"{name}_view{view}")
+
+
+def target_pipeline(kind="clean", image_size=32, seed=None):
+    """The PID model's target view: `"clean"` (resized) or `"weak"` (resized, flipped).
+
+    Args:
+        kind: `"clean"` or `"weak"`.
+        image_size: output size (int or `(height, width)`).
+        seed: integer seed of the flip.
+
+    Returns:
+        A `keras.layers.Pipeline`.
+
+    Example:
+
+    >>> target = target_pipeline("clean", image_size=32)
+    >>> target(np.random.rand(4, 28, 28, 1).astype("float32")).shape
+    (4, 32, 32, 1)
+    """
+    if kind not in TARGET_VIEWS:
+        raise ValueError(
+            f"`target_view` must be one of {TARGET_VIEWS}. Received: {kind!r}"
+        )
+    height, width = _size(image_size)
+    layers = [keras.layers.Resizing(height, width, interpolation="bilinear", antialias=True)]
+    if kind == "weak":
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    return keras.layers.Pipeline(layers, name=f"{kind}_target")
+
+
+def preset(name, image_size=None, target="clean", crop_scale=(0.08, 1.0), seed=None):
+    """The two views of a preset and the PID target view, as a `Views` layer.
+
+    Args:
+        name: `"cifar"`, `"imagenet"` or `"grayscale"` (see the module table).
+        image_size: output size (int or `(height, width)`); default: the
+            preset's (32, 224, 28).
+        target: the target view, `"clean"` or `"weak"`, or `None` for two views.
+        crop_scale: area range of the random resized crop.
+        seed: integer seed; `None` draws fresh seeds.
+
+    Returns:
+        A `Views` layer mapping float images in `[0, 1]` to
+        `(view1, view2, target)` (or `(view1, view2)`).
+
+    Example:
+
+    >>> views = preset("cifar")
+    >>> [v.shape for v in views(np.random.rand(4, 32, 32, 3).astype("float32"))]
+    [(4, 32, 32, 3), (4, 32, 32, 3), (4, 32, 32, 3)]
+    """
+    _check_preset(name)
+    size = _size(RECIPES[name]["image_size"] if image_size is None else image_size)
+    views = [view_pipeline(name, i, image_size=size, crop_scale=crop_scale, seed=seed) for i in (1, 2)]
+    target_layer = None
+    if target is not None:
+        target_seed = None if seed is None else int(seed) * 10 + 3
+        target_layer = target_pipeline(target, image_size=size, seed=target_seed)
+    return Views(*views, target=target_layer, name=f"{name}_views")

@@ -1,0 +1,81 @@
+"""`Views`: the augmentation pipelines of the two (or three) views."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_pid_ssl")
+class Views(keras.layers.Layer):
+    """Maps a batch of images to its views: `(view1, view2)` or `(view1, view2, target)`.
+
+    Each view is its own layer (usually a `keras.layers.Pipeline`), so the two
+    views can follow different recipes (BYOL's asymmetric blur and
+    solarization) and always draw independent random parameters. `target` is
+    the PID model's target view (section 1 of the PID spec): the clean image
+    resized, or a flip of it.
+
+    Like `keras.layers.Pipeline`, this layer does not convert its inputs to
+    the backend's tensors, so it can run inside `tf.data` on every backend
+    when its views can (Keras preprocessing layers, `Pipeline`s of them and
+    this package's augmentation layers can; `keras.Sequential` cannot under
+    JAX).
+
+    Args:
+        view1: layer producing the first view.
+        view2: layer producing the second view.
+        target: optional layer producing the target view.
+        **kwargs: base layer arguments (`name`).
+
+    Example:
+
+    ```python
+    views = kps.augment.preset("cifar")          # a Views
+    view1, view2, target = views(images)          # float images in [0, 1]
+    ```
+    """
+
+    def __init__(self, view1, view2, target=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, layer in (("view1", view1), ("view2", view2), ("target", target)):
+            if layer is None and name == "target":
+                continue
+            if not isinstance(layer, keras.layers.Layer):
+                raise ValueError(
+                    f"`{name}` must be a Keras layer (e.g. a keras.layers.Pipeline). "
+                    f"Received: {name}={layer!r}"
+                )
+        self.view1 = view1
+        self.view2 = view2
+        self.target = target
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+
+    @property
+    def num_views(self):
+        return 2 if self.target is None else 3
+
+    def call(self, images, training=True):
+        views = [self.view1(images, training=training), self.view2(images, training=training)]
+        if self.target is not None:
+            views.append(self.target(images, training=training))
+        return tuple(views)
+
+    def compute_output_shape(self, input_shape):
+        layers = [self.view1, self.view2] + ([self.target] if self.target is not None else [])
+        return tuple(layer.compute_output_shape(input_shape) for layer in layers)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            view1=keras.saving.serialize_keras_object(self.view1),
+            view2=keras.saving.serialize_keras_object(self.view2),
+            target=None if self.target is None else keras.saving.serialize_keras_object(self.target),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("view1", "view2", "target"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

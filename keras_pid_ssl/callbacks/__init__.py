@@ -1,4 +1,7 @@
 """Callbacks: the PID training protocol and training monitors."""
 
+from keras_pid_ssl.callbacks.knn_monitor import KNNMonitor
+from keras_pid_ssl.callbacks.online_probe import OnlineLinearProbe
 from keras_pid_ssl.callbacks.pid_monitor import PIDMonitor
 from keras_pid_ssl.callbacks.pid_protocol import PIDProtocol
+from keras_pid_ssl.callbacks.resumable_backup import ResumableBackup

@@ -1,0 +1,281 @@
+"""Downstream evaluation of a pretrained backbone: linear evaluation and fine-tuning.
+
+`recipes/linear_eval.py` and `recipes/finetune.py` call `linear_eval` and
+`finetune`. A backbone is read from a `.keras` file (`backbone.keras` of a
+pretraining run, or a whole `SSLModel`, whose `.encoder` is used) or from an
+exported TF SavedModel folder (`kps.export_backbone`, inference only).
+"""
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_pid_ssl import data as data_lib
+from keras_pid_ssl.models.ssl_model import SSLModel
+
+
+class SavedModelBackbone:
+    """Features from an exported SavedModel (its `serve` endpoint), any backend."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self.path = path
+        self._module = tf.saved_model.load(path)
+        self._serve = self._module.serve
+        spec = self._serve.concrete_functions[0].structured_input_signature[0][0]
+        self.input_shape = tuple(spec.shape)
+
+    def predict(self, images, batch_size=256, verbose=0):
+        out = [
+            np.asarray(self._serve(images[i : i + batch_size]))
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(out)
+
+
+def load_backbone(path):
+    """A backbone from a `.keras` file or an exported SavedModel folder.
+
+    Returns a Keras model for `.keras` files (trainable; an `SSLModel` file
+    gives its encoder) and a `SavedModelBackbone` (inference only) for a
+    SavedModel folder.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if not os.path.exists(os.path.join(path, "saved_model.pb")):
+            raise ValueError(
+                f"`backbone_path` folder {path!r} holds no saved_model.pb: expected a "
+                "SavedModel written by kps.export_backbone, or a .keras file."
+            )
+        return SavedModelBackbone(path)
+    if not path.endswith(".keras") or not os.path.exists(path):
+        raise ValueError(
+            f"`backbone_path` must be an existing .keras file or SavedModel folder. "
+            f"Received: {path!r}"
+        )
+    model = keras.models.load_model(path)
+    return model.encoder if isinstance(model, SSLModel) else model
+
+
+def _input_shape(backbone):
+    shape = backbone.input_shape
+    return tuple(shape[1:]) if len(shape) == 4 else tuple(shape)
+
+
+def load_for_backbone(dataset, split, backbone, data_dir=None, subset=None):
+    """uint8 images (at the backbone's input size and channels) and labels."""
+    height, width, channels = _input_shape(backbone)
+    images, labels = data_lib.load(
+        dataset, split, data_dir=data_dir, image_size=(height, width), channels=channels
+    )
+    if subset:
+        images, labels = images[:subset], labels[:subset]
+    return images, labels
+
+
+def extract_features(backbone, images, batch_size=256):
+    """Backbone features of uint8 images (scaled to [0, 1]), inference mode."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        batch = images[i : i + batch_size].astype("float32") / 255.0
+        out.append(np.asarray(backbone.predict(batch, batch_size=batch_size, verbose=0)))
+    return np.concatenate(out).astype("float32")
+
+
+def _check_labels(labels, num_classes, name):
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"{name} labels must be in [0, {num_classes}); received values in "
+            f"[{labels.min()}, {labels.max()}] (-1 marks unlabeled images)."
+        )
+
+
+def top_k(probabilities, labels, k):
+    k = min(k, probabilities.shape[1])
+    best = np.argsort(-probabilities, axis=1)[:, :k]
+    return float(np.mean(np.any(best == labels[:, None], axis=1)))
+
+
+def linear_eval(
+    backbone_path,
+    dataset,
+    output_dir=None,
+    data_dir=None,
+    train_subset=None,
+    test_subset=None,
+    regularization=1.0,
+    max_iter=1000,
+):
+    """Linear evaluation on frozen features: multinomial logistic regression.
+
+    The standard protocol trains a linear layer with SGD for 100 epochs on
+    augmented crops. For speed we use the common fast variant (e.g. DINO's
+    and SimCLR's "L-BFGS on precomputed features"): features of the
+    un-augmented training images are standardised and scikit-learn's
+    `LogisticRegression` (L-BFGS, L2 `C=regularization`) is fitted to them;
+    top-1 and top-5 accuracy are measured on the test split. Writes
+    `linear_eval.json` into `output_dir` (default: next to the backbone).
+
+    Returns:
+        A dict with `top1`, `top5`, sizes and timings.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    start = time.time()
+    backbone = load_backbone(backbone_path)
+    x_train, y_train = load_for_backbone(dataset, "train", backbone, data_dir, train_subset)
+    x_test, y_test = load_for_backbone(dataset, "test", backbone, data_dir, test_subset)
+    num_classes = int(y_train.max()) + 1
+    _check_labels(y_train, num_classes, "train")
+    _check_labels(y_test, num_classes, "test")
+    f_train = extract_features(backbone, x_train)
+    f_test = extract_features(backbone, x_test)
+    feature_time = time.time() - start
+    scaler = StandardScaler().fit(f_train)
+    classifier = LogisticRegression(C=regularization, max_iter=max_iter)
+    classifier.fit(scaler.transform(f_train), y_train)
+    probabilities = classifier.predict_proba(scaler.transform(f_test))
+    result = {
+        "backbone_path": os.fspath(backbone_path),
+        "dataset": dataset,
+        "train_images": int(len(x_train)),
+        "test_images": int(len(x_test)),
+        "feature_dim": int(f_train.shape[1]),
+        "top1": top_k(probabilities, y_test, 1),
+        "top5": top_k(probabilities, y_test, 5),
+        "feature_time_s": feature_time,
+        "wall_time_s": time.time() - start,
+    }
+    _write_json(result, output_dir, backbone_path, "linear_eval.json")
+    return result
+
+
+def stratified_subset(labels, fraction, seed):
+    """Indices of a class-stratified, seeded `fraction` of `labels` (>= 1 per class)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"`label_fraction` must be in (0, 1]. Received: {fraction!r}")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = max(1, int(round(fraction * len(members))))
+        chosen.append(rng.choice(members, size=count, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+@keras.saving.register_keras_serializable(package="keras_pid_ssl")
+class GradientScale(keras.layers.Layer):
+    """Identity forward; multiplies the gradient flowing back by `scale`.
+
+    Placed between backbone and head, it gives the backbone a learning rate
+    `scale` times the head's under SGD (whose update is linear in the
+    gradient), the usual "lower backbone learning rate" of fine-tuning.
+    """
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+
+    def call(self, x):
+        return self.scale * x + ops.stop_gradient((1.0 - self.scale) * x)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def finetune(
+    backbone_path,
+    dataset,
+    output_dir,
+    data_dir=None,
+    label_fraction=1.0,
+    epochs=30,
+    batch_size=256,
+    lr=0.05,
+    backbone_lr_scale=0.1,
+    weight_decay=5e-4,
+    train_subset=None,
+    test_subset=None,
+    seed=0,
+    verbose=1,
+):
+    """Fine-tunes the whole backbone with a linear head (SGD, cosine schedule).
+
+    `label_fraction` (e.g. 0.01 / 0.1, the semi-supervised protocol) keeps a
+    class-stratified, seeded subset of the labelled training images, saved to
+    `<output_dir>/subset_indices.json` so runs are comparable. The backbone
+    learns at `backbone_lr_scale` times the head's rate (`GradientScale`).
+    Training views: random resized crop + flip. Needs a `.keras` backbone
+    (a SavedModel export is inference-only). Writes `finetune.json`.
+
+    Returns:
+        A dict with `top1`, `top5` on the test split, sizes and timings.
+    """
+    start = time.time()
+    keras.utils.set_random_seed(seed)
+    backbone = load_backbone(backbone_path)
+    if isinstance(backbone, SavedModelBackbone):
+        raise ValueError(
+            "Fine-tuning needs a trainable backbone: pass the `backbone.keras` file "
+            "of the pretraining run, not the exported SavedModel folder."
+        )
+    x_train, y_train = load_for_backbone(dataset, "train", backbone, data_dir, train_subset)
+    x_test, y_test = load_for_backbone(dataset, "test", backbone, data_dir, test_subset)
+    num_classes = int(y_train.max()) + 1
+    _check_labels(y_test, num_classes, "test")
+    os.makedirs(output_dir, exist_ok=True)
+    indices = stratified_subset(y_train, label_fraction, seed)
+    with open(os.path.join(output_dir, "subset_indices.json"), "w") as f:
+        json.dump({"label_fraction": label_fraction, "seed": seed, "indices": indices.tolist()}, f)
+    x_train, y_train = x_train[indices], y_train[indices]
+    batch_size = min(batch_size, len(x_train))
+
+    inputs = keras.Input(shape=_input_shape(backbone))
+    features = GradientScale(backbone_lr_scale)(backbone(inputs))
+    outputs = keras.layers.Dense(num_classes, name="classifier")(features)
+    classifier = keras.Model(inputs, outputs)
+    steps = epochs * max(1, len(x_train) // batch_size)
+    classifier.compile(
+        optimizer=keras.optimizers.SGD(
+            keras.optimizers.schedules.CosineDecay(lr, steps),
+            momentum=0.9,
+            weight_decay=weight_decay,
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    train = data_lib.labeled_dataset(
+        x_train, y_train, batch_size=batch_size, augment="crop_flip", shuffle=True,
+        drop_remainder=True, seed=seed,
+    )
+    history = classifier.fit(train, epochs=epochs, verbose=verbose)
+    logits = classifier.predict(
+        data_lib.labeled_dataset(x_test, y_test, batch_size=256).map(lambda x, y: x), verbose=0
+    )
+    probabilities = np.asarray(keras.ops.softmax(logits))
+    result = {
+        "backbone_path": os.fspath(backbone_path),
+        "dataset": dataset,
+        "label_fraction": label_fraction,
+        "train_images": int(len(x_train)),
+        "test_images": int(len(x_test)),
+        "top1": top_k(probabilities, y_test, 1),
+        "top5": top_k(probabilities, y_test, 5),
+        "final_train_accuracy": float(history.history["accuracy"][-1]),
+        "wall_time_s": time.time() - start,
+    }
+    _write_json(result, output_dir, backbone_path, "finetune.json")
+    return result
+
+
+def _write_json(result, output_dir, backbone_path, name):
+    folder = output_dir or os.path.dirname(os.path.abspath(os.fspath(backbone_path).rstrip("/")))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "w") as f:
+        json.dump(result, f, indent=2)

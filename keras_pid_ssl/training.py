@@ -1,0 +1,298 @@
+"""Pretraining end to end: data, model, optimizer, monitors, resume, export.
+
+`pretrain(...)` is what `recipes/pretrain_cifar.py` calls with its flags; it
+is usable from Python too. It writes into `output_dir`:
+
+    backup/            atomic per-epoch backups (resume after a kill)
+    history.csv        one row per epoch (appended across resumes)
+    tensorboard/       TensorBoard logs
+    pid_monitor.*      PID atoms of backbone features (method "pid")
+    probe_curve.png    online linear-probe accuracy per epoch
+    model.keras        the final SSL model
+    backbone.keras     the final backbone (Keras)
+    backbone/          the final backbone as a TF SavedModel (`serve`, `serve_uint8`)
+    summary.json       configuration, versions, final metrics, wall time
+"""
+
+import json
+import math
+import os
+import platform
+import time
+
+import keras
+import numpy as np
+
+from keras_pid_ssl import backbones as backbones_lib
+from keras_pid_ssl import callbacks as callbacks_lib
+from keras_pid_ssl import data as data_lib
+from keras_pid_ssl import distribute as distribute_lib
+from keras_pid_ssl import optimizers as optimizers_lib
+from keras_pid_ssl import presets
+from keras_pid_ssl.export import export_backbone
+from keras_pid_ssl.utils.validation import check_choice
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "small_convnet")
+OPTIMIZERS = ("lars", "sgd", "adamw")
+# Base learning rates per 256 images and weight decays. LARS: solo-learn's
+# CIFAR Barlow Twins configuration (lr 0.3, wd 1e-4, eta 0.02).
+OPTIMIZER_DEFAULTS = {
+    "lars": dict(lr=0.3, weight_decay=1e-4),
+    "sgd": dict(lr=0.3, weight_decay=1e-4),
+    "adamw": dict(lr=1e-3, weight_decay=1e-4),
+}
+AUGMENT_FOR_DATASET = {
+    "cifar10": "cifar",
+    "cifar100": "cifar",
+    "stl10": "imagenet",
+    "image_folder": "imagenet",
+    "fashion_mnist": "grayscale",
+}
+
+
+def build_backbone(name, input_shape, synchronized_bn=False):
+    """A backbone by name (`resnet18/34/50` use the CIFAR stem below 64 px)."""
+    check_choice("backbone", name, BACKBONES)
+    if name == "small_convnet":
+        return backbones_lib.SmallConvNet(input_shape=input_shape, synchronized_bn=synchronized_bn)
+    variant = "cifar" if min(input_shape[:2]) < 64 else "imagenet"
+    return backbones_lib.ResNet(
+        depth=int(name[len("resnet"):]),
+        variant=variant,
+        input_shape=input_shape,
+        synchronized_bn=synchronized_bn,
+    )
+
+
+def build_optimizer(name, learning_rate, weight_decay, total_steps, warmup_steps):
+    """LARS / SGD / AdamW with a linear warm-up + cosine learning rate."""
+    check_choice("optimizer", name, OPTIMIZERS)
+    schedule = optimizers_lib.warmup_cosine_decay(
+        learning_rate,
+        total_steps=total_steps,
+        warmup_steps=min(warmup_steps, total_steps - 1),
+        final_learning_rate_fraction=0.001,
+    )
+    if name == "lars":
+        return optimizers_lib.LARS(
+            learning_rate=schedule, momentum=0.9, weight_decay=weight_decay, eta=0.02
+        )
+    if name == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=weight_decay)
+    return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
+
+
+def versions():
+    """Versions of the libraries a run depends on."""
+    out = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
+    for module in ("tensorflow", "jax", "torch"):
+        try:
+            out[module] = __import__(module).__version__
+        except ImportError:
+            out[module] = None
+    from keras_pid_ssl.version import __version__
+
+    out["keras_pid_ssl"] = __version__
+    return out
+
+
+def _json_safe(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _plot_probe_curve(history, path):
+    epochs = [row["epoch"] for row in history if "probe_accuracy" in row]
+    if not epochs:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(epochs, [row["probe_accuracy"] for row in history if "probe_accuracy" in row], marker="o")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("online linear probe top-1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def pretrain(
+    output_dir,
+    dataset="cifar10",
+    data_dir=None,
+    method="pid",
+    backbone="resnet18",
+    epochs=1000,
+    batch_size=256,
+    optimizer="lars",
+    lr=None,
+    weight_decay=None,
+    warmup_epochs=10,
+    projector_dims=(2048, 2048, 2048),
+    base="barlow_twins",
+    invariance_weight=1.0,
+    w_joint=0.0,
+    w_red=0.0,
+    w_syn=1.0,
+    units="r2",
+    target_view="clean",
+    target_momentum=0.0,
+    pid_warmup_epochs=None,
+    pid_transition_epochs=None,
+    augment=None,
+    image_size=None,
+    mixed_precision=None,
+    strategy="none",
+    seed=0,
+    train_subset=None,
+    probe_subset=10000,
+    probe_every=1,
+    knn_every=5,
+    monitor_size=512,
+    export=True,
+    extra_callbacks=(),
+    verbose=1,
+):
+    """Pretrains a backbone with `method` and exports it. Returns the summary dict.
+
+    Flags of `recipes/pretrain_cifar.py` map one to one onto these arguments;
+    see its `--help` for each. `lr` is the base learning rate per 256 images
+    (scaled linearly by the global `batch_size`); `batch_size` is global
+    (split over the replicas of `strategy`). A run with the same
+    `output_dir` resumes from its last complete epoch.
+
+    Example:
+
+    ```python
+    summary = kps.training.pretrain("runs/fmnist", dataset="fashion_mnist",
+                                    backbone="small_convnet", epochs=5,
+                                    batch_size=256, optimizer="adamw")
+    ```
+    """
+    config = {k: v for k, v in locals().items() if k != "extra_callbacks"}
+    check_choice("method", method, tuple(presets.METHODS))
+    check_choice("dataset", dataset, tuple(AUGMENT_FOR_DATASET))
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
+    start = time.time()
+    os.makedirs(output_dir, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy(mixed_precision)
+
+    pretrain_split = "unlabeled" if dataset == "stl10" else "train"
+    if dataset == "image_folder":
+        pretrain_split = None
+    images, labels = data_lib.load(dataset, pretrain_split, data_dir=data_dir, image_size=image_size)
+    if train_subset:
+        images, labels = images[:train_subset], labels[:train_subset]
+    if len(images) < batch_size:
+        raise ValueError(
+            f"`batch_size`={batch_size} is larger than the {len(images)} training images."
+        )
+    input_shape = tuple(images.shape[1:])
+    steps_per_epoch = len(images) // batch_size
+    defaults = OPTIMIZER_DEFAULTS[optimizer]
+    lr = defaults["lr"] if lr is None else lr
+    weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
+    config.update(lr=lr, weight_decay=weight_decay)
+
+    with distribute_lib.strategy_scope(strategy) as scope:
+        peak_lr = optimizers_lib.scale_learning_rate(lr, batch_size)
+        ssl_data = data_lib.ssl_dataset(
+            images,
+            views="pid" if method == "pid" else "two",
+            augment=augment or AUGMENT_FOR_DATASET[dataset],
+            batch_size=batch_size,
+            target_view=target_view,
+            seed=seed,
+        )
+        encoder = build_backbone(backbone, input_shape, synchronized_bn=scope.num_replicas > 1)
+        kwargs = dict(projector_dims=tuple(projector_dims))
+        if method == "pid":
+            kwargs.update(
+                base=base, invariance_weight=invariance_weight, w_joint=w_joint,
+                w_red=w_red, w_syn=w_syn, units=units, target_momentum=target_momentum,
+            )
+        model = presets.get(method, encoder, **kwargs)
+        model.compile(
+            optimizer=build_optimizer(
+                optimizer, peak_lr, weight_decay, epochs * steps_per_epoch,
+                warmup_epochs * steps_per_epoch,
+            )
+        )
+
+        run_callbacks = []
+        if method == "pid":
+            run_callbacks.append(
+                callbacks_lib.PIDProtocol(
+                    epochs, warmup_epochs=pid_warmup_epochs, transition_epochs=pid_transition_epochs
+                )
+            )
+        backup = callbacks_lib.ResumableBackup(os.path.join(output_dir, "backup"))
+        run_callbacks.append(backup)
+        probe = None
+        if labels.min() >= 0 and dataset != "image_folder":
+            test_images, test_labels = data_lib.load(
+                dataset, "test", data_dir=data_dir, image_size=input_shape[:2]
+            )
+            train_probe = (images[:probe_subset], labels[:probe_subset])
+            test_probe = (test_images[:probe_subset], test_labels[:probe_subset])
+            probe = callbacks_lib.OnlineLinearProbe(train_probe, test_probe, every=probe_every)
+            run_callbacks.append(probe)
+            if knn_every:
+                run_callbacks.append(
+                    callbacks_lib.KNNMonitor(train_probe, test_probe, every=knn_every)
+                )
+        if method == "pid" and monitor_size:
+            monitor_batch = next(
+                iter(
+                    data_lib.ssl_dataset(
+                        images[-monitor_size:], views="pid",
+                        augment=augment or AUGMENT_FOR_DATASET[dataset],
+                        batch_size=min(monitor_size, len(images)), target_view=target_view,
+                        shuffle=False, seed=seed + 1,
+                    )
+                )
+            )
+            run_callbacks.append(callbacks_lib.PIDMonitor(monitor_batch, output_dir=output_dir))
+        run_callbacks += [
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
+            keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
+            *extra_callbacks,
+        ]
+        history = model.fit(ssl_data, epochs=epochs, callbacks=run_callbacks, verbose=verbose)
+
+    model.save(os.path.join(output_dir, "model.keras"))
+    model.encoder.save(os.path.join(output_dir, "backbone.keras"))
+    export_path = None
+    if export:
+        export_path = export_backbone(model, os.path.join(output_dir, "backbone"))
+    if probe is not None:
+        _plot_probe_curve(probe.history, os.path.join(output_dir, "probe_curve.png"))
+    final = {k: _json_safe(float(v[-1])) for k, v in history.history.items() if v}
+    summary = {
+        "config": config,
+        "versions": versions(),
+        "backend": keras.backend.backend(),
+        "num_replicas": scope.num_replicas,
+        "train_images": int(len(images)),
+        "steps_per_epoch": steps_per_epoch,
+        "peak_learning_rate": peak_lr,
+        "resumed_from_epoch": backup.resumed_from_epoch,
+        "epochs_run_this_call": len(history.epoch),
+        "final_metrics": final,
+        "probe_history": probe.history if probe is not None else None,
+        "export": export_path,
+        "wall_time_s": time.time() - start,
+    }
+    with open(os.path.join(output_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=str)
+    return summary

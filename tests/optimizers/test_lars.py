@@ -136,3 +136,28 @@ def test_lars_trains_a_model_with_fit_and_round_trips_its_config():
 def test_lars_rejects_invalid_hyperparameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         kps.optimizers.LARS(**kwargs)
+
+
+def test_lars_and_its_schedule_survive_a_keras_checkpoint(tmp_path):
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(8)(inputs)
+    outputs = keras.layers.Dense(1)(keras.layers.BatchNormalization()(x))
+    model = keras.Model(inputs, outputs)
+    schedule = kps.optimizers.warmup_cosine_decay(1.0, total_steps=100, warmup_steps=10)
+    model.compile(
+        optimizer=kps.optimizers.LARS(
+            schedule, weight_decay=1e-4, bias_and_norm_learning_rate_scale=0.02
+        ),
+        loss="mse",
+    )
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((32, 4)), rng.random((32, 1)), batch_size=16, epochs=2, verbose=0)
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    assert isinstance(restored.optimizer, kps.optimizers.LARS)
+    assert restored.optimizer.bias_and_norm_learning_rate_scale == 0.02
+    assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == 4
+    for saved, loaded in zip(model.optimizer.variables, restored.optimizer.variables):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(saved), keras.ops.convert_to_numpy(loaded)
+        )

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_pid_ssl.distribute.replicas import gather_replicas
 from keras_pid_ssl.utils.validation import check_embeddings
 
 
@@ -40,7 +41,10 @@ class SSLLoss(keras.layers.Layer):
 
     def _prepare(self, *embeddings):
         check_embeddings(type(self).__name__, *embeddings)
-        return [ops.cast(z, "float32") for z in embeddings]
+        # Statistics over the global batch under tf.distribute (all replicas'
+        # rows, with gradients); the identity on one device and on JAX, whose
+        # DataParallel step is global already. See kps.distribute.
+        return [gather_replicas(ops.cast(z, "float32")) for z in embeddings]
 
     def compute_output_shape(self, *args):
         return ()

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_pid_ssl.distribute.replicas import scale_loss_for_replicas
 from keras_pid_ssl.losses.pid import PIDLoss
 from keras_pid_ssl.models.ssl_model import SSLModel
 from keras_pid_ssl.utils.autodiff import gradient
@@ -156,7 +157,8 @@ class PIDModel(SSLModel):
             self.grad_ratio_tracker.update_state(self._gradient_ratio(z1, z2, zt))
         if training and self.target_encoder is not None:
             self._update_target_network()
-        return terms["loss"] + self._regularization_loss()
+        # Every replica computed the global-batch loss: see kps.distribute.
+        return scale_loss_for_replicas(terms["loss"] + self._regularization_loss())
 
     def get_config(self):
         config = super().get_config()

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_pid_ssl.distribute.replicas import scale_loss_for_replicas
 from keras_pid_ssl.losses.base import SSLLoss
 from keras_pid_ssl.utils.validation import check_views
 
@@ -113,7 +114,8 @@ class SSLModel(keras.Model):
         z2 = self(view2, training=training)
         terms = self.ssl_loss.terms(z1, z2)
         self._update_trackers(terms)
-        return terms["loss"] + self._regularization_loss()
+        # Every replica computed the global-batch loss: see kps.distribute.
+        return scale_loss_for_replicas(terms["loss"] + self._regularization_loss())
 
     def get_config(self):
         config = super().get_config()

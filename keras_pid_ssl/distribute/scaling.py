@@ -1,0 +1,110 @@
+"""Consistent batch sizes and learning rates across device counts.
+
+One convention everywhere: the dataset is batched at the *global* batch size
+(`per_replica_batch_size * num_replicas`); `tf.distribute` splits each batch
+over the replicas and `keras.distribution.DataParallel` shards it over the
+devices (and, with several processes, over the hosts). The learning rate
+follows the linear scaling rule of Goyal et al. 2017 ("Accurate, Large
+Minibatch SGD", arXiv 1706.02677), as in Barlow Twins and VICReg, whose
+learning rates are quoted per 256 images: `lr = base_lr * global_batch / 256`.
+"""
+
+import numbers
+
+REFERENCE_BATCH_SIZE = 256
+
+
+def _check_positive_int(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < 1
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+
+
+def global_batch_size(per_replica_batch_size, num_replicas):
+    """The batch size to batch the dataset with: per replica times replicas.
+
+    Args:
+        per_replica_batch_size: images each device processes per step.
+        num_replicas: devices (replicas) in sync, over all hosts.
+
+    Returns:
+        `per_replica_batch_size * num_replicas`.
+
+    Example:
+
+    >>> global_batch_size(64, num_replicas=8)
+    512
+    """
+    _check_positive_int("per_replica_batch_size", per_replica_batch_size)
+    _check_positive_int("num_replicas", num_replicas)
+    return int(per_replica_batch_size) * int(num_replicas)
+
+
+def per_replica_batch_size(global_batch_size, num_replicas):
+    """The slice of a global batch that each replica processes.
+
+    Args:
+        global_batch_size: the dataset's batch size.
+        num_replicas: devices (replicas) in sync, over all hosts.
+
+    Returns:
+        `global_batch_size // num_replicas`.
+
+    Raises:
+        ValueError: if the global batch does not split evenly (uneven slices
+            would make replicas disagree on the batch shape, and SSL batch
+            statistics need at least 2 rows per replica for batch norm).
+
+    Example:
+
+    >>> per_replica_batch_size(512, num_replicas=8)
+    64
+    """
+    _check_positive_int("global_batch_size", global_batch_size)
+    _check_positive_int("num_replicas", num_replicas)
+    if global_batch_size % num_replicas:
+        raise ValueError(
+            "`global_batch_size` must be a multiple of the number of replicas. "
+            f"Received: global_batch_size={global_batch_size}, "
+            f"num_replicas={num_replicas}"
+        )
+    return int(global_batch_size) // int(num_replicas)
+
+
+def scale_learning_rate(
+    base_learning_rate, global_batch_size, reference_batch_size=REFERENCE_BATCH_SIZE
+):
+    """The linear scaling rule: `base_learning_rate * global / reference`.
+
+    Args:
+        base_learning_rate: the learning rate for `reference_batch_size`
+            images per step.
+        global_batch_size: images per optimizer step, over all replicas.
+        reference_batch_size: the batch size `base_learning_rate` is quoted
+            for (256 in Barlow Twins, VICReg and Goyal et al.).
+
+    Returns:
+        The learning rate as a float.
+
+    Example:
+
+    >>> scale_learning_rate(0.2, global_batch_size=1024)
+    0.8
+    """
+    if (
+        isinstance(base_learning_rate, bool)
+        or not isinstance(base_learning_rate, numbers.Real)
+        or base_learning_rate <= 0
+    ):
+        raise ValueError(
+            "`base_learning_rate` must be a positive number. Received: "
+            f"base_learning_rate={base_learning_rate!r}"
+        )
+    _check_positive_int("global_batch_size", global_batch_size)
+    _check_positive_int("reference_batch_size", reference_batch_size)
+    return float(base_learning_rate) * global_batch_size / reference_batch_size

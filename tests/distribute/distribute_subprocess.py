@@ -7,6 +7,7 @@ runs in its own interpreter.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -48,3 +49,49 @@ def run_program(name, out_path, args=(), env=None, timeout=300):
         raise AssertionError(failure_message(name, completed.returncode, completed.stdout))
     with open(out_path) as f:
         return json.load(f)
+
+
+def free_loopback_ports(count):
+    """`count` distinct TCP ports that are free on 127.0.0.1 right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def run_cluster(name, out_paths, args_per_process, envs, timeout=300):
+    """Runs one process of `programs/<name>` per entry, all at once.
+
+    Returns the JSON each process wrote to its `out_paths` entry.
+    """
+    processes = [
+        subprocess.Popen(
+            [sys.executable, os.path.join(PROGRAMS, name), str(out), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for out, args, env in zip(out_paths, args_per_process, envs)
+    ]
+    try:
+        outputs = [p.communicate(timeout=timeout)[0] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for index, (p, output) in enumerate(zip(processes, outputs)):
+        if p.returncode != 0:
+            raise AssertionError(
+                failure_message(f"{name} process {index}", p.returncode, output)
+            )
+    reports = []
+    for out in out_paths:
+        with open(out) as f:
+            reports.append(json.load(f))
+    return reports

@@ -7,14 +7,11 @@ same weights; the cluster's history must match it.
 """
 
 import json
-import socket
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
-from distribute_subprocess import PROGRAMS, failure_message, program_env
+from distribute_subprocess import free_loopback_ports, program_env, run_cluster
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
@@ -22,50 +19,25 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_loopback_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 @pytest.fixture(scope="module")
 def worker_reports(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("multiworker")
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_loopback_ports(2)]}
-    workers = []
-    for index in range(2):
-        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        workers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    f"{PROGRAMS}/multiworker_fit.py",
-                    str(out_dir / f"worker{index}.json"),
-                ],
-                env=program_env("tensorflow", TF_CONFIG=json.dumps(tf_config)),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+    envs = [
+        program_env(
+            "tensorflow",
+            TF_CONFIG=json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
         )
-    try:
-        outputs = [w.communicate(timeout=240)[0] for w in workers]
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-    for index, (w, output) in enumerate(zip(workers, outputs)):
-        assert w.returncode == 0, failure_message(f"worker {index}", w.returncode, output)
-    reports = []
-    for index in range(2):
-        with open(out_dir / f"worker{index}.json") as f:
-            reports.append(json.load(f))
-    return reports
+        for index in range(2)
+    ]
+    return run_cluster(
+        "multiworker_fit.py",
+        [out_dir / f"worker{index}.json" for index in range(2)],
+        [(), ()],
+        envs,
+    )
 
 
 def test_cluster_has_one_replica_per_worker(worker_reports):

@@ -49,8 +49,10 @@ def main():
     scope = kps.distribute.strategy_scope("multiworker")
     rng = np.random.default_rng(1)
     target = rng.uniform(size=(2 * GLOBAL_BATCH,) + IMAGE_SHAPE).astype("float32")
+    # Images in [0, 1], as SSLModel.fit checks.
     views = [
-        target + 0.3 * rng.normal(size=target.shape).astype("float32") for _ in range(2)
+        np.clip(target + 0.3 * rng.normal(size=target.shape), 0.0, 1.0).astype("float32")
+        for _ in range(2)
     ]
     dataset = tf.data.Dataset.from_tensor_slices((views[0], views[1], target)).batch(
         GLOBAL_BATCH, drop_remainder=True

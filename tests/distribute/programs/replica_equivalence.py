@@ -6,11 +6,14 @@ Run in a fresh process (device set-up must not leak into other tests):
     XLA_FLAGS=--xla_force_host_platform_device_count=2 \
         KERAS_BACKEND=jax python replica_equivalence.py OUT.json [parts]
 
-`parts` is a comma-separated subset of `gradients-inference`,
-`gradients-training`, `fit` and `naive` (default: all but `naive`). TensorFlow splits the CPU into 2 logical devices and uses
+`parts` is a comma-separated subset of `gather` (TF only),
+`gradients-inference`, `gradients-training`, `fit` and `naive` (default: all
+but `naive`). TensorFlow splits the CPU into 2 logical devices and uses
 `MirroredStrategy`; JAX uses `keras.distribution.DataParallel` over 2 host
 devices. Writes a JSON report:
 
+- `gather`: the rows each replica sees after `gather_replicas` once and
+  twice (it must be idempotent: PIDLoss's base loss gathers again).
 - `gradients`: for SSLModel + BarlowTwinsLoss, SSLModel + VICRegLoss and
   PIDModel + PIDLoss, with batch norm in inference mode and in training mode
   (synchronised batch norm on TF; JAX's global program needs nothing), the
@@ -52,7 +55,7 @@ DEVICES = (
     ["/cpu:0", "/cpu:1"] if BACKEND == "tensorflow" else ["cpu:0", "cpu:1"]
 )
 LOSSES = ("barlow_twins", "vicreg", "pid")
-DEFAULT_PARTS = "gradients-inference,gradients-training,fit"
+DEFAULT_PARTS = "gather,gradients-inference,gradients-training,fit"
 
 
 def make_model(loss_name, synchronized_bn):
@@ -73,8 +76,12 @@ def make_model(loss_name, synchronized_bn):
 def make_data(num_images, seed):
     rng = np.random.default_rng(seed)
     base = rng.uniform(size=(num_images,) + IMAGE_SHAPE).astype("float32")
-    noise = lambda: 0.3 * rng.normal(size=base.shape).astype("float32")  # noqa: E731
-    return base + noise(), base + noise(), base
+    # Images in [0, 1], as SSLModel.fit checks.
+    views = [
+        np.clip(base + 0.3 * rng.normal(size=base.shape), 0.0, 1.0).astype("float32")
+        for _ in range(2)
+    ]
+    return views[0], views[1], base
 
 
 def compare(distributed, single):
@@ -228,6 +235,34 @@ def gradient_report(loss_name, mode, data):
     }
 
 
+# --- gather_replicas itself (TF) -------------------------------------------------
+
+
+def gather_report():
+    """Rows seen after one and after two `gather_replicas` calls, per replica."""
+    scope = kps.distribute.strategy_scope(DISTRIBUTED, devices=DEVICES)
+    rows = np.arange(GLOBAL_BATCH, dtype="float32").reshape(GLOBAL_BATCH, 1)
+    dataset = tf.data.Dataset.from_tensor_slices(rows).batch(GLOBAL_BATCH)
+    batch = next(iter(scope.strategy.experimental_distribute_dataset(dataset)))
+
+    @tf.function
+    @tf.autograph.experimental.do_not_convert
+    def step(batch):
+        def replica_fn(local):
+            once = kps.distribute.gather_replicas(local)
+            twice = kps.distribute.gather_replicas(once)
+            return local[:, 0], once[:, 0], twice[:, 0]
+
+        return scope.strategy.run(replica_fn, args=(batch,))
+
+    results = step(batch)
+    local, once, twice = (
+        [x.numpy().tolist() for x in scope.strategy.experimental_local_results(r)]
+        for r in results
+    )
+    return {"local": local, "once": once, "twice": twice}
+
+
 # --- fit -----------------------------------------------------------------------
 
 
@@ -291,6 +326,8 @@ def main():
                 report["gradients"][f"{name}/{mode}"] = gradient_report(
                     name, mode, data
                 )
+    if "gather" in parts and BACKEND == "tensorflow":
+        report["gather"] = gather_report()
     if "naive" in parts:
         from keras_pid_ssl.losses import base
 

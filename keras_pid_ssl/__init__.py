@@ -9,6 +9,7 @@ from keras_pid_ssl import augment
 from keras_pid_ssl import backbones
 from keras_pid_ssl import callbacks
 from keras_pid_ssl import data
+from keras_pid_ssl import distribute
 from keras_pid_ssl import evaluation
 from keras_pid_ssl import heads
 from keras_pid_ssl import information

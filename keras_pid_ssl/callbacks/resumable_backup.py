@@ -74,7 +74,15 @@ class ResumableBackup(keras.callbacks.Callback):
         folder, state = found
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(folder, "model.weights.h5"))
+        try:
+            self.model.load_weights(os.path.join(folder, "model.weights.h5"))
+        except ValueError as error:
+            raise ValueError(
+                f"Cannot resume from the backup in {folder}: it was written by a model "
+                "of another architecture (e.g. other projector widths or backbone). "
+                "Use the original settings or a new output folder. Keras said: "
+                f"{error}"
+            ) from error
         if self.extra_state is not None and "extra" in state:
             self.extra_state.set_state(state["extra"])
         # The attribute `keras.callbacks.BackupAndRestore` sets: `fit` reads

@@ -1,6 +1,7 @@
 """`SSLModel`: an encoder and a projector trained by a two-view SSL loss."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_pid_ssl.distribute.replicas import scale_loss_for_replicas
@@ -29,6 +30,11 @@ class SSLModel(keras.Model):
         encoder: a `keras.Model` mapping images to feature vectors.
         projector: a layer mapping features to embeddings (e.g. `Projector`).
         loss: an `SSLLoss` (e.g. `BarlowTwinsLoss()`, `VICRegLoss()`).
+        input_range: `(low, high)` of the float pixel values the encoder
+            expects (default `(0, 1)`, what `kps.data` produces); `fit` checks
+            the first batch against it and refuses e.g. 0-255 floats or
+            uint8 images with a clear error. `None` turns the check off (for
+            inputs normalised otherwise).
 
     Example:
 
@@ -45,7 +51,7 @@ class SSLModel(keras.Model):
     ```
     """
 
-    def __init__(self, encoder, projector, loss, **kwargs):
+    def __init__(self, encoder, projector, loss, input_range=(0.0, 1.0), **kwargs):
         super().__init__(**kwargs)
         if not isinstance(encoder, keras.layers.Layer):
             raise ValueError(
@@ -63,6 +69,7 @@ class SSLModel(keras.Model):
         self.encoder = encoder
         self.projector = projector
         self.ssl_loss = loss
+        self.input_range = None if input_range is None else tuple(float(v) for v in input_range)
         self.term_trackers = {
             name: keras.metrics.Mean(name=name) for name in loss.term_names
         }
@@ -83,6 +90,41 @@ class SSLModel(keras.Model):
         check_views(type(self).__name__, inputs)
         features = self.encoder(inputs, training=training)
         return self.projector(features, training=training)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, after checking the first batch of views (see `input_range`)."""
+        self._check_first_batch(x, y)
+        return super().fit(x, y, *args, **kwargs)
+
+    def _check_first_batch(self, x, y):
+        if self.input_range is None:
+            return
+        if hasattr(x, "take") and hasattr(x, "element_spec"):  # tf.data.Dataset
+            batch = next(iter(x.take(1)), None)
+            views = [] if batch is None else list(batch) if isinstance(batch, tuple) else [batch]
+        elif isinstance(x, np.ndarray):
+            views = [v[:64] for v in (x, y) if isinstance(v, np.ndarray)]
+        else:
+            return
+        low, high = self.input_range
+        views = [v for v in views if len(getattr(v, "shape", ())) == 4]
+        for i, view in enumerate(views):
+            view = np.asarray(view)
+            if not np.issubdtype(view.dtype, np.floating):
+                raise ValueError(
+                    f"{type(self).__name__}.fit expects float images in [{low:g}, {high:g}]; "
+                    f"view {i + 1} has dtype {view.dtype}. Convert with images / 255 "
+                    "(kps.data.ssl_dataset does), or pass input_range=None."
+                )
+            vmin, vmax = float(view.min()), float(view.max())
+            tolerance = 1e-3 * (high - low)
+            if vmin < low - tolerance or vmax > high + tolerance:
+                raise ValueError(
+                    f"{type(self).__name__}.fit expects float images in [{low:g}, {high:g}]; "
+                    f"view {i + 1} has values in [{vmin:g}, {vmax:g}]"
+                    + (" (0-255 pixels? divide by 255)" if vmax > 2 else "")
+                    + ". Pass input_range=None if your inputs are normalised otherwise."
+                )
 
     def _unpack_views(self, x, y, sample_weight):
         # Keras unpacks a batch (v1, v2[, v3]) as (x, y[, sample_weight]).
@@ -123,6 +165,7 @@ class SSLModel(keras.Model):
             encoder=keras.saving.serialize_keras_object(self.encoder),
             projector=keras.saving.serialize_keras_object(self.projector),
             loss=keras.saving.serialize_keras_object(self.ssl_loss),
+            input_range=self.input_range,
         )
         return config
 

@@ -100,3 +100,36 @@ def test_single_view_batches_are_rejected():
 def test_constructor_rejects_a_non_ssl_loss():
     with pytest.raises(ValueError, match="loss"):
         kps.SSLModel(tiny_encoder(), tiny_projector(), loss="mse")
+
+
+def test_fit_rejects_images_outside_the_expected_range():
+    v1, v2 = make_views(n=16)
+    model = _model()
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"values in \[.*\] \(0-255 pixels\? divide by 255\)"):
+        model.fit(v1 * 255.0, v2 * 255.0, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="dtype uint8"):
+        model.fit((v1 * 255).astype("uint8"), v2, epochs=1, verbose=0)
+    dataset = __import__("tensorflow").data.Dataset.from_tensor_slices((v1 - 0.5, v2)).batch(8)
+    with pytest.raises(ValueError, match="input_range=None"):
+        model.fit(dataset, epochs=1, verbose=0)
+    # Inputs normalised otherwise train once the check is turned off.
+    free = kps.SSLModel(tiny_encoder(), tiny_projector(), kps.losses.BarlowTwinsLoss(), input_range=None)
+    free.compile(optimizer="adam")
+    free.fit(dataset, epochs=1, verbose=0)
+
+
+def test_bf16_mixed_precision_fit_gives_finite_float32_losses():
+    v1, v2, t = make_views(n=32, num_views=3)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = kps.PIDModel(tiny_encoder(), tiny_projector(), loss=kps.losses.PIDLoss(w_red=0.1, w_joint=0.1))
+        model.compile(optimizer="adam")
+        assert keras.backend.standardize_dtype(model(v1).dtype) == "bfloat16"
+        history = model.fit(v1, v2, sample_weight=t, batch_size=16, epochs=2, verbose=0).history
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for name in ("loss", "synergy", "redundancy", "i12", "pid_grad_ratio"):
+        assert np.all(np.isfinite(history[name])), name
+    z = model(v1)
+    assert keras.backend.standardize_dtype(model.ssl_loss(z, z, z).dtype) == "float32"

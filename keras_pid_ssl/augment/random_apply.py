@@ -4,6 +4,7 @@ import keras
 
 from keras_pid_ssl.augment.base import AugmentationLayer
 from keras_pid_ssl.augment.base import check_probability
+from keras_pid_ssl.augment.views import build_view
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
@@ -47,8 +48,7 @@ class RandomApply(AugmentationLayer):
         self.rate = check_probability("rate", rate)
 
     def build(self, input_shape):
-        if not self.layer.built:
-            self.layer.build(input_shape)
+        build_view(self.layer, input_shape)
         self.built = True
 
     def get_random_transformation(self, data, training=True, seed=None):
@@ -64,6 +64,7 @@ class RandomApply(AugmentationLayer):
         images = self.backend.cast(images, self.compute_dtype)
         if not training or self.rate == 0.0:
             return images
+        build_view(self.layer, tuple(images.shape))
         augmented = self.layer(images, training=True)
         in_shape = tuple(self.backend.shape(images))[1:]
         out_shape = tuple(self.backend.shape(augmented))[1:]

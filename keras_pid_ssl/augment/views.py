@@ -3,6 +3,31 @@
 import keras
 
 
+def build_view(layer, input_shape):
+    """Builds a view step by step, propagating the image shape.
+
+    A `keras.layers.Pipeline` has no `build`, so on its first call Keras traces
+    it symbolically to build its steps: seconds of graph building for a preset,
+    once per pipeline and again inside each `tf.data` map. Preprocessing layers
+    know their output shape, so building them in turn costs nothing. A step
+    whose output shape is unknown is left to build itself on its first call.
+    """
+    if layer.built or input_shape is None:
+        return
+    if not isinstance(layer, keras.layers.Pipeline):
+        if type(layer).build is not keras.layers.Layer.build:
+            layer.build(input_shape)
+        return
+    shape = input_shape
+    for step in layer.layers:
+        build_view(step, shape)
+        try:
+            shape = step.compute_output_shape(shape)
+        except NotImplementedError:
+            return
+    layer.built = True
+
+
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
 class Views(keras.layers.Layer):
     """Maps a batch of images to its views: `(view1, view2)` or `(view1, view2, target)`.
@@ -49,19 +74,30 @@ class Views(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
 
+    def _layers_of_views(self):
+        return [self.view1, self.view2] + ([self.target] if self.target is not None else [])
+
+    def build(self, input_shape):
+        # `input_shape` is None for NumPy inputs (not converted): then `call`
+        # builds the views from the images it receives.
+        if input_shape is not None:
+            for layer in self._layers_of_views():
+                build_view(layer, tuple(input_shape))
+        self.built = True
+
     @property
     def num_views(self):
         return 2 if self.target is None else 3
 
     def call(self, images, training=True):
-        views = [self.view1(images, training=training), self.view2(images, training=training)]
-        if self.target is not None:
-            views.append(self.target(images, training=training))
-        return tuple(views)
+        outputs = []
+        for layer in self._layers_of_views():
+            build_view(layer, tuple(images.shape))
+            outputs.append(layer(images, training=training))
+        return tuple(outputs)
 
     def compute_output_shape(self, input_shape):
-        layers = [self.view1, self.view2] + ([self.target] if self.target is not None else [])
-        return tuple(layer.compute_output_shape(input_shape) for layer in layers)
+        return tuple(layer.compute_output_shape(input_shape) for layer in self._layers_of_views())
 
     def get_config(self):
         config = super().get_config()

@@ -77,7 +77,7 @@ def test_wraps_keras_core_layers():
 
 def test_a_layer_that_changes_the_shape_is_refused():
     with pytest.raises(ValueError, match="keeps the image shape"):
-        RandomApply(RandomResizedCrop(4), 0.5)(_images(n=2))
+        RandomApply(RandomResizedCrop(8), 0.5)(_images(n=8, size=16))
 
 
 def test_a_non_layer_is_refused():

@@ -25,20 +25,26 @@ def _reference_crop_resize(image, box, size):
     return tf.image.resize(crop[None], size, method="bilinear", antialias=False)[0].numpy()
 
 
+# Eager tests share one input shape, (8, 16, 16, 3): JAX compiles every
+# primitive once per shape.
+def _images(channels=3, seed=0):
+    return np.random.default_rng(seed).uniform(size=(8, 16, 16, channels)).astype("float32")
+
+
 def test_output_shape_dtype_and_range():
-    images = np.random.rand(6, 20, 24, 3).astype("float32")
-    out = _numpy(RandomResizedCrop((12, 16))(images))
-    assert out.shape == (6, 12, 16, 3) and out.dtype == np.float32
+    images = _images()
+    out = _numpy(RandomResizedCrop((8, 12))(images))
+    assert out.shape == (8, 8, 12, 3) and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
 
 
 def test_every_image_gets_its_own_box():
-    images = np.repeat(np.random.rand(1, 32, 32, 3).astype("float32"), 16, axis=0)
-    layer = RandomResizedCrop(32, seed=3)
+    images = np.repeat(_images()[:1], 8, axis=0)
+    layer = RandomResizedCrop(8, seed=3)
     boxes = _numpy(layer.get_random_transformation(images)["boxes"])
-    assert len({tuple(b) for b in boxes}) == 16
+    assert len({tuple(b) for b in boxes}) == 8
     out = _numpy(layer(images))
-    assert all(not np.allclose(out[0], out[i]) for i in range(1, 16))
+    assert all(not np.allclose(out[0], out[i]) for i in range(1, 8))
 
 
 def test_boxes_follow_torchvision_area_and_ratio_ranges():
@@ -62,46 +68,50 @@ def test_boxes_follow_torchvision_area_and_ratio_ranges():
 
 def test_fallback_is_the_central_box_within_the_ratio_range():
     # No box of area >= 90% with aspect ratio in [3, 4] fits a square image,
-    # so torchvision falls back to the whole width, height = width / 3.
-    images = np.zeros((8, 30, 30, 1), "float32")
-    layer = RandomResizedCrop(10, scale=(0.9, 1.0), ratio=(3.0, 4.0))
+    # so torchvision falls back to the whole width, height = round(width / 3).
+    images = _images(channels=1)
+    layer = RandomResizedCrop(8, scale=(0.9, 1.0), ratio=(3.0, 4.0))
     boxes = _numpy(layer.get_random_transformation(images)["boxes"])
-    np.testing.assert_array_equal(boxes, np.tile([[10, 0, 10, 30]], (8, 1)))
+    np.testing.assert_array_equal(boxes, np.tile([[5, 0, 5, 16]], (8, 1)))
 
 
 def test_resampling_matches_cropping_then_bilinear_resizing():
-    rng = np.random.default_rng(0)
-    images = rng.uniform(size=(3, 20, 24, 3)).astype("float32")
-    boxes = np.array([[0, 0, 20, 24], [3, 5, 7, 11], [10, 2, 9, 4]], "float32")
-    for size in [(20, 24), (16, 16), (9, 30)]:
+    images = _images()
+    boxes = np.array(
+        [[0, 0, 16, 16], [3, 5, 7, 11], [10, 2, 6, 4], [0, 0, 1, 1], [15, 15, 1, 1],
+         [2, 0, 14, 9], [0, 7, 16, 9], [4, 4, 8, 8]],
+        "float32",
+    )
+    for size in [(16, 16), (8, 12)]:
         layer = RandomResizedCrop(size)
         out = _numpy(
             layer.transform_images(
                 keras.ops.convert_to_tensor(images), {"boxes": keras.ops.convert_to_tensor(boxes)}
             )
         )
-        for i in range(3):
+        for i in range(len(images)):
             expected = _reference_crop_resize(images[i], boxes[i], size)
             np.testing.assert_allclose(out[i], expected, atol=1e-5)
 
 
 def test_the_whole_image_at_its_own_size_is_returned_unchanged():
-    images = np.random.rand(2, 12, 12, 1).astype("float32")
-    layer = RandomResizedCrop(12)
-    boxes = keras.ops.convert_to_tensor(np.array([[0, 0, 12, 12]] * 2, "float32"))
+    images = _images()
+    layer = RandomResizedCrop(16)
+    boxes = keras.ops.convert_to_tensor(np.array([[0, 0, 16, 16]] * 8, "float32"))
     out = _numpy(layer.transform_images(keras.ops.convert_to_tensor(images), {"boxes": boxes}))
     np.testing.assert_allclose(out, images, atol=1e-6)
 
 
 def test_inference_takes_the_central_crop_with_the_output_aspect_ratio():
-    images = np.random.rand(2, 20, 40, 3).astype("float32")
-    out = _numpy(RandomResizedCrop((10, 10))(images, training=False))
-    expected = _reference_crop_resize(images[1], (0, 10, 20, 20), (10, 10))
+    images = _images()
+    out = _numpy(RandomResizedCrop((8, 12))(images, training=False))
+    # Aspect 12/8 in a 16x16 image: the full width, round(16 / 1.5) = 11 rows.
+    expected = _reference_crop_resize(images[1], (2, 0, 11, 16), (8, 12))
     np.testing.assert_allclose(out[1], expected, atol=1e-5)
 
 
 def test_single_unbatched_image():
-    out = _numpy(RandomResizedCrop(8)(np.random.rand(16, 16, 3).astype("float32")))
+    out = _numpy(RandomResizedCrop(8)(_images()[0]))
     assert out.shape == (8, 8, 3)
 
 

@@ -6,10 +6,15 @@ over the replicas and `keras.distribution.DataParallel` shards it over the
 devices (and, with several processes, over the hosts). The learning rate
 follows the linear scaling rule of Goyal et al. 2017 ("Accurate, Large
 Minibatch SGD", arXiv 1706.02677), as in Barlow Twins and VICReg, whose
-learning rates are quoted per 256 images: `lr = base_lr * global_batch / 256`.
+learning rates are quoted per 256 images: `lr = base_lr * global_batch / 256`
+(`scale_learning_rate`, the same function as `kps.optimizers.scale_learning_rate`).
 """
 
 import numbers
+
+# The linear scaling rule lives with the optimizers; re-exported here so that
+# everything about batch sizes across devices is in one place.
+from keras_pid_ssl.optimizers.schedules import scale_learning_rate  # noqa: F401
 
 REFERENCE_BATCH_SIZE = 256
 
@@ -74,37 +79,3 @@ def per_replica_batch_size(global_batch_size, num_replicas):
             f"num_replicas={num_replicas}"
         )
     return int(global_batch_size) // int(num_replicas)
-
-
-def scale_learning_rate(
-    base_learning_rate, global_batch_size, reference_batch_size=REFERENCE_BATCH_SIZE
-):
-    """The linear scaling rule: `base_learning_rate * global / reference`.
-
-    Args:
-        base_learning_rate: the learning rate for `reference_batch_size`
-            images per step.
-        global_batch_size: images per optimizer step, over all replicas.
-        reference_batch_size: the batch size `base_learning_rate` is quoted
-            for (256 in Barlow Twins, VICReg and Goyal et al.).
-
-    Returns:
-        The learning rate as a float.
-
-    Example:
-
-    >>> scale_learning_rate(0.2, global_batch_size=1024)
-    0.8
-    """
-    if (
-        isinstance(base_learning_rate, bool)
-        or not isinstance(base_learning_rate, numbers.Real)
-        or base_learning_rate <= 0
-    ):
-        raise ValueError(
-            "`base_learning_rate` must be a positive number. Received: "
-            f"base_learning_rate={base_learning_rate!r}"
-        )
-    _check_positive_int("global_batch_size", global_batch_size)
-    _check_positive_int("reference_batch_size", reference_batch_size)
-    return float(base_learning_rate) * global_batch_size / reference_batch_size

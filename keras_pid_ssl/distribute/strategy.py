@@ -1,6 +1,8 @@
 """`strategy_scope`: one entry point for single-device, multi-device and
 multi-host training on TensorFlow and JAX."""
 
+import os
+
 import keras
 
 from keras_pid_ssl.distribute import scaling
@@ -58,6 +60,8 @@ class StrategyScope:
         strategy: the `tf.distribute.Strategy`, or None.
         distribution: the `keras.distribution.Distribution`, or None.
         num_replicas: devices (replicas) in sync over all hosts.
+        synchronized_batch_norm: pass it as `synchronized_bn` to the
+            backbones and the projector.
     """
 
     def __init__(
@@ -105,6 +109,17 @@ class StrategyScope:
         if self.distribution is not None:
             return int(self.distribution.num_model_replicas)
         return 1
+
+    @property
+    def synchronized_batch_norm(self):
+        """Whether to build batch norms with `synchronized=True`.
+
+        True under a `tf.distribute` strategy with several replicas, where a
+        plain batch norm would normalise each replica's slice on its own. JAX's
+        `DataParallel` step is one global program whose batch statistics are
+        global already (and Keras accepts `synchronized=True` on TF only).
+        """
+        return self.strategy is not None and self.num_replicas > 1
 
     def global_batch_size(self, per_replica_batch_size):
         """`per_replica_batch_size * num_replicas`: batch the dataset with this."""
@@ -217,9 +232,35 @@ def _tpu(tpu):
     return _cached_strategy(("tpu", tpu), make)
 
 
+# What keras.distribution.initialize reads when given no arguments; a launcher
+# can set them on every host instead of passing arguments.
+JAX_CLUSTER_ENV = {
+    "coordinator_address": "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    "num_processes": "KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "process_id": "KERAS_DISTRIBUTION_PROCESS_ID",
+}
+
+
+def _from_env(value, argument, convert=str):
+    if value is not None:
+        return value
+    text = os.environ.get(JAX_CLUSTER_ENV[argument])
+    if text is None:
+        return None
+    try:
+        return convert(text)
+    except ValueError:
+        raise ValueError(
+            f"`{JAX_CLUSTER_ENV[argument]}` must be an integer. Received: {text!r}"
+        ) from None
+
+
 def _jax_data_parallel(devices, coordinator_address, num_processes, process_id):
     import jax
 
+    coordinator_address = _from_env(coordinator_address, "coordinator_address")
+    num_processes = _from_env(num_processes, "num_processes", int)
+    process_id = _from_env(process_id, "process_id", int)
     multi_host = coordinator_address is not None or num_processes is not None
     if multi_host:
         if coordinator_address is None or num_processes is None or process_id is None:
@@ -268,8 +309,10 @@ def strategy_scope(
         `"tpu"`: `tf.distribute.TPUStrategy` on the TPU named by `tpu`.
         `"jax_data_parallel"`: `keras.distribution.DataParallel` over
             `devices` (default: all devices of all hosts); with
-            `coordinator_address`, `num_processes` and `process_id`, first
-            joins a multi-host cluster (`jax.distributed.initialize`).
+            `coordinator_address`, `num_processes` and `process_id` (or the
+            environment variables `KERAS_DISTRIBUTION_JOB_ADDRESSES`,
+            `KERAS_DISTRIBUTION_NUM_PROCESSES`, `KERAS_DISTRIBUTION_PROCESS_ID`)
+            first joins a multi-host cluster (`jax.distributed.initialize`).
 
     Args:
         name: one of the names above.
@@ -295,6 +338,10 @@ def strategy_scope(
     with kps.distribute.strategy_scope("mirrored") as scope:
         batch_size = scope.global_batch_size(per_replica_batch_size=128)
         lr = scope.scale_learning_rate(0.2, per_replica_batch_size=128)
+        encoder = kps.backbones.ResNet18(
+            input_shape=(32, 32, 3), synchronized_bn=scope.synchronized_batch_norm
+        )
+        projector = kps.heads.Projector(synchronized_bn=scope.synchronized_batch_norm)
         model = kps.PIDModel(encoder, projector, loss=kps.losses.PIDLoss())
         model.compile(optimizer=keras.optimizers.SGD(lr))
         model.fit(dataset.batch(batch_size, drop_remainder=True), epochs=10)

@@ -73,6 +73,8 @@ def test_every_gradient_on_two_replicas_equals_one_device_gradient(report, loss_
 def test_two_replica_fit_history_matches_one_device(report):
     fit = report["fit"]
     assert fit["num_replicas"] == 2
+    # What the scope tells model builders: synchronise batch norm on TF only.
+    assert fit["synchronized_batch_norm"] == (BACKEND == "tensorflow")
     assert fit["devices_holding_first_kernel"] == 2
     # The weights moved, so matching histories are not trivially equal.
     assert fit["weight_change"] > 1e-2

@@ -77,6 +77,7 @@ def test_none_scope_is_one_replica_and_leaves_the_loss_unchanged():
     with kps.distribute.strategy_scope("none") as scope:
         assert scope.num_replicas == 1
         assert scope.strategy is None and scope.distribution is None
+        assert not scope.synchronized_batch_norm
         assert float(loss(z1, z2)) == expected
     assert "none" in repr(scope)
 
@@ -143,6 +144,7 @@ def test_mirrored_scope_creates_the_model_under_its_strategy():
             kps.losses.BarlowTwinsLoss(),
         )
     assert scope.num_replicas == 1
+    assert not scope.synchronized_batch_norm  # one replica: nothing to synchronise
     assert model.distribute_strategy is scope.strategy
     assert not tf.distribute.has_strategy()
 
@@ -157,6 +159,8 @@ def test_jax_data_parallel_scope_sets_and_restores_the_distribution():
         assert isinstance(current, keras.distribution.DataParallel)
         assert current is scope.distribution
         assert scope.num_replicas == jax.device_count()
+        # One global SPMD program: batch statistics are global already.
+        assert not scope.synchronized_batch_norm
     assert keras.distribution.distribution() is None
 
 
@@ -166,3 +170,11 @@ def test_jax_multi_host_needs_address_count_and_id_together():
         kps.distribute.strategy_scope(
             "jax_data_parallel", coordinator_address="127.0.0.1:1234"
         )
+
+
+@requires_jax
+def test_jax_cluster_environment_variables_must_be_integers(monkeypatch):
+    monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", "127.0.0.1:1234")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "two")
+    with pytest.raises(ValueError, match="KERAS_DISTRIBUTION_NUM_PROCESSES.*'two'"):
+        kps.distribute.strategy_scope("jax_data_parallel")

@@ -1,7 +1,9 @@
 """One process of a two-process JAX cluster: a short PIDModel fit.
 
 The parent starts this program twice, with process ids 0 and 1 and the same
-free loopback port for the coordinator (process 0):
+free loopback port for the coordinator (process 0). Process 0 passes the
+cluster as arguments, process 1 through the `KERAS_DISTRIBUTION_*` environment
+variables:
 
     KERAS_BACKEND=jax JAX_PLATFORMS=cpu python jax_multiprocess_fit.py \
         OUT.json PROCESS_ID PORT
@@ -15,6 +17,7 @@ so the parent can compare the cluster with a single device.
 """
 
 import json
+import os
 import sys
 
 import keras
@@ -41,12 +44,22 @@ def fit(model, dataset):
 
 def main():
     out_path, process_id, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    scope = kps.distribute.strategy_scope(
-        "jax_data_parallel",
-        coordinator_address=f"127.0.0.1:{port}",
-        num_processes=2,
-        process_id=process_id,
-    )
+    if process_id == 0:
+        scope = kps.distribute.strategy_scope(
+            "jax_data_parallel",
+            coordinator_address=f"127.0.0.1:{port}",
+            num_processes=2,
+            process_id=process_id,
+        )
+    else:
+        # What a launcher does instead: the cluster in environment variables
+        # and the bare name, as in `--strategy=jax_data_parallel`.
+        os.environ.update(
+            KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+            KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+            KERAS_DISTRIBUTION_PROCESS_ID=str(process_id),
+        )
+        scope = kps.distribute.strategy_scope("jax_data_parallel")
     rng = np.random.default_rng(1)
     target = rng.uniform(size=(4 * GLOBAL_BATCH,) + IMAGE_SHAPE).astype("float32")
     # Images in [0, 1], as SSLModel.fit checks.

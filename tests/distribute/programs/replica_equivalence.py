@@ -284,7 +284,7 @@ def fit_report():
             model.set_weights(initial)
             model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05))
             history = model.fit(dataset, epochs=2, verbose=0, shuffle=False)
-            return scope.num_replicas, history.history, model.get_weights(), model
+            return scope, history.history, model.get_weights(), model
 
     def devices_holding(variable):
         if BACKEND == "jax":
@@ -295,10 +295,11 @@ def fit_report():
     reference = make_model("pid", synchronized_bn)
     reference.build((None,) + IMAGE_SHAPE)
     initial = reference.get_weights()
-    replicas, history, weights, model = run(DISTRIBUTED)
+    scope, history, weights, model = run(DISTRIBUTED)
     _, single_history, single_weights, _ = run("none")
     return {
-        "num_replicas": replicas,
+        "num_replicas": scope.num_replicas,
+        "synchronized_batch_norm": scope.synchronized_batch_norm,
         "devices_holding_first_kernel": devices_holding(model.trainable_weights[0]),
         "history_replicas": history,
         "history_single": single_history,

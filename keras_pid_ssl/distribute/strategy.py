@@ -215,9 +215,22 @@ def _multi_worker():
 
             return tf.nest.map_structure(reduce_leaf, value)
 
+    def make():
+        try:
+            return MultiWorkerMirroredStrategy()
+        except RuntimeError as error:
+            if "program startup" not in str(error):
+                raise
+            raise RuntimeError(
+                "strategy 'multiworker' must be created before TensorFlow runs "
+                "any op (e.g. before loading data): call "
+                "kps.distribute.strategy_scope('multiworker') first in the "
+                f"program. TensorFlow said: {error}"
+            ) from error
+
     # The cluster comes from the TF_CONFIG environment variable (see
     # docs/distributed.md); without it this is a one-worker cluster.
-    return _cached_strategy(("multiworker",), MultiWorkerMirroredStrategy)
+    return _cached_strategy(("multiworker",), make)
 
 
 def _tpu(tpu):

@@ -5,6 +5,8 @@ In-process and on every backend; the multi-device checks are in
 `test_replica_equivalence.py` and the cluster tests, in fresh processes.
 """
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -178,3 +180,16 @@ def test_jax_cluster_environment_variables_must_be_integers(monkeypatch):
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "two")
     with pytest.raises(ValueError, match="KERAS_DISTRIBUTION_NUM_PROCESSES.*'two'"):
         kps.distribute.strategy_scope("jax_data_parallel")
+
+
+@requires_tensorflow
+def test_multiworker_scope_created_after_tensorflow_ran_explains_the_order(monkeypatch):
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0  # TensorFlow has run an op in this process
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    )
+    with pytest.raises(RuntimeError, match="before TensorFlow runs any op"):
+        kps.distribute.strategy_scope("multiworker")

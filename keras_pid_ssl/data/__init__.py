@@ -1,0 +1,18 @@
+"""Data: datasets from the user's own files, and augmented `tf.data` pipelines.
+
+`load` reads CIFAR-10/100 and STL-10 (through tensorflow-datasets, from the
+original archives, offline), Fashion-MNIST (idx files) and image folders as
+uint8 arrays; `ssl_dataset` turns images into batches of augmented views for
+`SSLModel` / `PIDModel` on any backend; `labeled_dataset` gives
+`(images, labels)` batches for probes.
+"""
+
+from keras_pid_ssl.data.images import convert_channels
+from keras_pid_ssl.data.images import pad_images
+from keras_pid_ssl.data.images import prepare_images
+from keras_pid_ssl.data.images import resize_images
+from keras_pid_ssl.data.load import DATASETS
+from keras_pid_ssl.data.load import class_names
+from keras_pid_ssl.data.load import load
+from keras_pid_ssl.data.pipelines import labeled_dataset
+from keras_pid_ssl.data.pipelines import ssl_dataset

@@ -1,0 +1,160 @@
+"""Checks and shape changes of uint8 image arrays: pad, resize, channels."""
+
+import numbers
+
+import numpy as np
+
+
+def check_uint8_images(images, name="images"):
+    """Checks `images` is a uint8 NumPy array `(num_images, height, width, channels)`
+    with 1 or 3 channels and returns it."""
+    if not isinstance(images, np.ndarray):
+        raise ValueError(
+            f"`{name}` must be a NumPy array of uint8 images (num_images, height, "
+            f"width, channels). Received: {type(images).__name__}"
+        )
+    if images.ndim != 4:
+        hint = " (add a channel axis: images[..., None])" if images.ndim == 3 else ""
+        raise ValueError(
+            f"`{name}` must have shape (num_images, height, width, channels){hint}. "
+            f"Received: shape={images.shape}"
+        )
+    if images.dtype != np.uint8:
+        raise ValueError(
+            f"`{name}` must be uint8 (values 0-255, as the loaders return). "
+            f"Received: dtype={images.dtype}. Convert floats in [0, 1] with "
+            "(images * 255).round().astype('uint8')."
+        )
+    if images.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"`{name}` must have 1 (grey) or 3 (RGB) channels, last axis. "
+            f"Received: shape={images.shape}"
+        )
+    if images.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty. Received: shape={images.shape}")
+    return images
+
+
+def _check_size(image_size):
+    if isinstance(image_size, numbers.Integral):
+        image_size = (int(image_size), int(image_size))
+    if (
+        not isinstance(image_size, (tuple, list))
+        or len(image_size) != 2
+        or not all(isinstance(s, numbers.Integral) and s > 0 for s in image_size)
+    ):
+        raise ValueError(
+            "`image_size` must be a positive int or a pair (height, width). "
+            f"Received: image_size={image_size!r}"
+        )
+    return (int(image_size[0]), int(image_size[1]))
+
+
+def pad_images(images, image_size):
+    """Zero-pads uint8 images evenly on all sides to `image_size` (e.g. 28 -> 32).
+
+    Args:
+        images: uint8 array `(num_images, height, width, channels)`.
+        image_size: target `(height, width)` or an int, not smaller than the images.
+
+    Returns:
+        The padded uint8 array.
+
+    Example:
+
+    >>> pad_images(np.zeros((2, 28, 28, 1), "uint8"), 32).shape
+    (2, 32, 32, 1)
+    """
+    images = check_uint8_images(images)
+    height, width = _check_size(image_size)
+    extra_h, extra_w = height - images.shape[1], width - images.shape[2]
+    if extra_h < 0 or extra_w < 0:
+        raise ValueError(
+            f"Cannot pad {images.shape[1]}x{images.shape[2]} images to a smaller "
+            f"size {height}x{width}; resize them instead (method='resize')."
+        )
+    pad = ((0, 0), (extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2), (0, 0))
+    return np.pad(images, pad)
+
+
+def resize_images(images, image_size, batch_size=1024):
+    """Resizes uint8 images bilinearly (antialiased when shrinking), in chunks.
+
+    Args:
+        images: uint8 array `(num_images, height, width, channels)`.
+        image_size: target `(height, width)` or an int.
+        batch_size: images resized at a time (bounds the float32 memory).
+
+    Returns:
+        The resized uint8 array.
+
+    Example:
+
+    >>> resize_images(np.zeros((2, 28, 28, 1), "uint8"), 32).shape
+    (2, 32, 32, 1)
+    """
+    import tensorflow as tf
+
+    images = check_uint8_images(images)
+    size = _check_size(image_size)
+    if tuple(images.shape[1:3]) == size:
+        return images
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        chunk = tf.image.resize(images[start : start + batch_size], size, antialias=True)
+        chunks.append(np.clip(np.round(chunk.numpy()), 0, 255).astype(np.uint8))
+    return np.concatenate(chunks)
+
+
+def convert_channels(images, channels):
+    """Repeats a grey channel to RGB (1 -> 3) or takes the luma of RGB (3 -> 1).
+
+    Args:
+        images: uint8 array `(num_images, height, width, 1 or 3)`.
+        channels: 1 or 3.
+
+    Returns:
+        The uint8 array with `channels` channels.
+
+    Example:
+
+    >>> convert_channels(np.zeros((2, 28, 28, 1), "uint8"), 3).shape
+    (2, 28, 28, 3)
+    """
+    images = check_uint8_images(images)
+    if channels not in (1, 3):
+        raise ValueError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
+    if images.shape[-1] == channels:
+        return images
+    if channels == 3:
+        return np.repeat(images, 3, axis=-1)
+    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(np.round(luma), 0, 255).astype(np.uint8)[..., None]
+
+
+def prepare_images(images, image_size=None, channels=None, method="pad"):
+    """Brings uint8 images to the size and channels a model needs.
+
+    Args:
+        images: uint8 array `(num_images, height, width, channels)`.
+        image_size: target `(height, width)` or an int; `None` keeps the size.
+        channels: 1 or 3; `None` keeps the channels.
+        method: `"pad"` (zero padding, e.g. Fashion-MNIST 28 -> 32, as the
+            LeNet/CIFAR-style models expect) or `"resize"` (bilinear).
+
+    Returns:
+        The uint8 array.
+
+    Example:
+
+    >>> prepare_images(np.zeros((2, 28, 28, 1), "uint8"), 32, channels=3).shape
+    (2, 32, 32, 3)
+    """
+    if method not in ("pad", "resize"):
+        raise ValueError(f"`method` must be 'pad' or 'resize'. Received: method={method!r}")
+    images = check_uint8_images(images)
+    if image_size is not None:
+        images = pad_images(images, image_size) if method == "pad" else resize_images(images, image_size)
+    if channels is not None:
+        images = convert_channels(images, channels)
+    return images

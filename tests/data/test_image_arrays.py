@@ -1,0 +1,68 @@
+"""Pad, resize and channel conversion of uint8 image arrays."""
+
+import numpy as np
+import pytest
+
+import keras_pid_ssl as kps
+
+
+def _images(shape=(3, 28, 28, 1), seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_pad_centres_the_images_in_zeros():
+    images = _images()
+    padded = kps.data.pad_images(images, 32)
+    assert padded.shape == (3, 32, 32, 1) and padded.dtype == np.uint8
+    np.testing.assert_array_equal(padded[:, 2:30, 2:30], images)
+    assert padded.sum() == images.astype(np.int64).sum()
+
+
+def test_odd_padding_puts_the_extra_row_at_the_bottom_right():
+    padded = kps.data.pad_images(np.full((1, 2, 2, 1), 9, np.uint8), (5, 4))
+    np.testing.assert_array_equal(np.argwhere(padded[0, ..., 0] == 9), [[1, 1], [1, 2], [2, 1], [2, 2]])
+
+
+def test_pad_to_a_smaller_size_is_refused():
+    with pytest.raises(ValueError, match="resize"):
+        kps.data.pad_images(_images(), 16)
+
+
+def test_resize_keeps_a_constant_image_constant_and_uint8():
+    images = np.full((2, 28, 28, 3), 77, np.uint8)
+    for size in (14, 40):
+        out = kps.data.resize_images(images, size)
+        assert out.dtype == np.uint8 and out.shape == (2, size, size, 3)
+        assert np.all(out == 77)
+
+
+def test_repeating_a_grey_channel_and_taking_the_luma_back():
+    images = _images()
+    rgb = kps.data.convert_channels(images, 3)
+    assert rgb.shape == (3, 28, 28, 3) and all(np.array_equal(rgb[..., c], images[..., 0]) for c in range(3))
+    np.testing.assert_array_equal(kps.data.convert_channels(rgb, 1), images)
+
+
+def test_luma_weights():
+    pixel = np.array([[[[200, 100, 50]]]], np.uint8)
+    assert kps.data.convert_channels(pixel, 1)[0, 0, 0, 0] == round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)
+
+
+def test_prepare_images_pads_then_converts():
+    out = kps.data.prepare_images(_images(), 32, channels=3)
+    assert out.shape == (3, 32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "images, match",
+    [
+        (np.zeros((28, 28), np.uint8), "shape"),
+        (np.zeros((2, 28, 28), np.uint8), r"images\[..., None\]"),
+        (np.zeros((2, 8, 8, 1), np.float32), "uint8"),
+        (np.zeros((2, 8, 8, 2), np.uint8), "1 \\(grey\\) or 3"),
+        ([[1, 2]], "NumPy array"),
+    ],
+)
+def test_bad_images_are_explained(images, match):
+    with pytest.raises(ValueError, match=match):
+        kps.data.prepare_images(images)

@@ -5,4 +5,5 @@ from keras_pid_ssl.callbacks.knn_monitor import KNNMonitor
 from keras_pid_ssl.callbacks.online_probe import OnlineLinearProbe
 from keras_pid_ssl.callbacks.pid_monitor import PIDMonitor
 from keras_pid_ssl.callbacks.pid_protocol import PIDProtocol
+from keras_pid_ssl.callbacks.pseudo_labels import PseudoLabelRefresh
 from keras_pid_ssl.callbacks.resumable_backup import ResumableBackup

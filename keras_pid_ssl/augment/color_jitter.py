@@ -51,8 +51,7 @@ class ColorJitter(AugmentationLayer):
         saturation: saturation strength `s >= 0`.
         hue: hue strength `h` in `[0, 0.5]`.
         random_order: apply the four operations in an order drawn per image
-            (torchvision); `False` applies them in the order above, which costs
-            about a quarter of the compute.
+            (torchvision); `False` applies them in the order above.
         value_range: the `(low, high)` range of the input pixels.
         seed: integer seed.
         **kwargs: base layer arguments (`name`, `dtype`).
@@ -139,25 +138,59 @@ class ColorJitter(AugmentationLayer):
         weights = self.backend.convert_to_tensor([0.2989, 0.587, 0.114], dtype=images.dtype)
         return self.backend.numpy.sum(images * weights, axis=-1, keepdims=True)
 
-    def _blend(self, images, other, factor):
-        factor = self.backend.numpy.reshape(factor, (-1, 1, 1, 1))
-        return self.backend.numpy.clip(factor * images + (1.0 - factor) * other, 0.0, 1.0)
-
-    def _apply(self, name, images, transformation):
+    def _hue(self, images, shift):
         ops = self.backend
-        factor = ops.cast(transformation[name], images.dtype)
-        if name == "brightness":
-            return self._blend(images, ops.numpy.zeros_like(images), factor)
-        if name == "contrast":
-            mean = ops.numpy.mean(self._gray(images), axis=(1, 2, 3), keepdims=True)
-            return self._blend(images, mean, factor)
-        if name == "saturation":
-            return self._blend(images, self._gray(images), factor)
         hsv = ops.image.rgb_to_hsv(images)
-        hue = hsv[..., 0] + ops.numpy.reshape(factor, (-1, 1, 1))
+        hue = hsv[..., 0] + ops.numpy.reshape(shift, (-1, 1, 1))
         hue = hue - ops.numpy.floor(hue)
         hsv = ops.numpy.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1)
         return ops.numpy.clip(ops.image.hsv_to_rgb(hsv), 0.0, 1.0)
+
+    def _step(self, images, transformation, runs):
+        """One step of the per-image order: `runs[name]` (batch,) says which
+        images apply operation `name` now (at most one per image).
+
+        Brightness, contrast and saturation are one blend `f x + (1 - f) o`
+        with a per-image partner `o` (0, the mean grey level, the grey image)
+        and factor (1 for images that blend nothing now: then `x` is returned
+        exactly). The hue shift, the costly part (RGB -> HSV -> RGB), runs only
+        on the images whose turn it is, gathered and scattered back, so each
+        image pays for it once whatever the order (on TensorFlow, i.e. inside
+        `tf.data`; other backends shift every image and keep the due ones, as
+        data-dependent shapes would make JAX recompile).
+        """
+        ops = self.backend
+
+        def per_image(mask):
+            return ops.numpy.reshape(mask, (-1, 1, 1, 1))
+
+        blends = [n for n in ("brightness", "contrast", "saturation") if n in runs]
+        if blends:
+            gray = self._gray(images) if ("contrast" in runs or "saturation" in runs) else None
+            partner = ops.numpy.zeros_like(images[..., :1])
+            factor = ops.numpy.ones_like(transformation["brightness"])
+            for name in blends:
+                if name == "contrast":
+                    partner = ops.numpy.where(
+                        per_image(runs[name]), ops.numpy.mean(gray, axis=(1, 2, 3), keepdims=True), partner
+                    )
+                elif name == "saturation":
+                    partner = ops.numpy.where(per_image(runs[name]), gray, partner)
+                factor = ops.numpy.where(runs[name], ops.cast(transformation[name], factor.dtype), factor)
+            factor = ops.cast(per_image(factor), images.dtype)
+            images = ops.numpy.clip(factor * images + (1.0 - factor) * partner, 0.0, 1.0)
+        if "hue" in runs and ops.name != "tensorflow":
+            # JAX would recompile for every subset size: shift all, keep some.
+            shifted = self._hue(images, ops.cast(transformation["hue"], images.dtype))
+            images = ops.numpy.where(per_image(runs["hue"]), shifted, images)
+        elif "hue" in runs:
+            index = ops.numpy.nonzero(runs["hue"])[0]
+            shifted = self._hue(
+                ops.numpy.take(images, index, axis=0),
+                ops.cast(ops.numpy.take(transformation["hue"], index, axis=0), images.dtype),
+            )
+            images = ops.core.scatter_update(images, ops.numpy.expand_dims(index, 1), shifted)
+        return images
 
     def transform_images(self, images, transformation, training=True):
         ops = self.backend
@@ -167,23 +200,17 @@ class ColorJitter(AugmentationLayer):
         self._check_channels(images)
         low, high = self.value_range
         images = (images - low) / (high - low)
-        active = self._active
-        if not self.random_order:
-            for name in active:
-                images = self._apply(name, images, transformation)
-        else:
-            # Step k applies, to each image, the operation whose rank is k.
+        if self.random_order:
             order = ops.cast(transformation["order"], "int32")
-            for step in range(len(_OPERATIONS)):
-                result = images
-                for name in active:
-                    chosen = order[:, _OPERATIONS.index(name)] == step
-                    result = ops.numpy.where(
-                        ops.numpy.reshape(chosen, (-1, 1, 1, 1)),
-                        self._apply(name, images, transformation),
-                        result,
-                    )
-                images = result
+        for step in range(len(_OPERATIONS)):
+            if self.random_order:
+                runs = {n: order[:, _OPERATIONS.index(n)] == step for n in self._active}
+            else:
+                name = _OPERATIONS[step]
+                if name not in self._active:
+                    continue
+                runs = {name: ops.numpy.ones_like(transformation[name], dtype="bool")}
+            images = self._step(images, transformation, runs)
         return images * (high - low) + low
 
     def get_config(self):

@@ -27,6 +27,7 @@ from keras_pid_ssl import backbones as backbones_lib
 from keras_pid_ssl import callbacks as callbacks_lib
 from keras_pid_ssl import data as data_lib
 from keras_pid_ssl import distribute as distribute_lib
+from keras_pid_ssl import models as models_lib
 from keras_pid_ssl import optimizers as optimizers_lib
 from keras_pid_ssl import presets
 from keras_pid_ssl.export import export_backbone
@@ -34,6 +35,10 @@ from keras_pid_ssl.utils.validation import check_choice
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "small_convnet")
 OPTIMIZERS = ("lars", "sgd", "adamw")
+# PID targets: the target view through the same network ("clean"), through an
+# EMA of it ("ema", momentum 0.99 unless given), or a k-means pseudo-label
+# ("pseudo_label": PseudoLabelPIDModel + PseudoLabelRefresh, SPEC section 5).
+PID_TARGETS = ("clean", "ema", "pseudo_label")
 # Base learning rates per 256 images and weight decays. LARS: solo-learn's
 # CIFAR Barlow Twins configuration (lr 0.3, wd 1e-4, eta 0.02).
 OPTIMIZER_DEFAULTS = {
@@ -142,7 +147,10 @@ def pretrain(
     w_syn=1.0,
     units="r2",
     target_view="clean",
-    target_momentum=0.0,
+    target_momentum=None,
+    pid_target="clean",
+    num_clusters=None,
+    recluster_every=None,
     pid_warmup_epochs=None,
     pid_transition_epochs=None,
     augment=None,
@@ -178,6 +186,15 @@ def pretrain(
     config = {k: v for k, v in locals().items() if k != "extra_callbacks"}
     check_choice("method", method, tuple(presets.METHODS))
     check_choice("dataset", dataset, tuple(AUGMENT_FOR_DATASET))
+    check_choice("pid_target", pid_target, PID_TARGETS)
+    if target_momentum is None:
+        target_momentum = 0.99 if pid_target == "ema" else 0.0
+    if pid_target == "pseudo_label" and (method != "pid" or target_momentum > 0):
+        raise ValueError(
+            "`pid_target='pseudo_label'` needs method='pid' and no EMA target. Received: "
+            f"method={method!r}, target_momentum={target_momentum}"
+        )
+    pseudo_label = method == "pid" and pid_target == "pseudo_label"
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
     start = time.time()
@@ -201,17 +218,29 @@ def pretrain(
     defaults = OPTIMIZER_DEFAULTS[optimizer]
     lr = defaults["lr"] if lr is None else lr
     weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
-    config.update(lr=lr, weight_decay=weight_decay)
+    config.update(lr=lr, weight_decay=weight_decay, target_momentum=target_momentum)
+    refresh = None
+    if pseudo_label:
+        if num_clusters is None:
+            # The number of classes when known, else the follow-up's 100.
+            num_clusters = int(labels.max()) + 1 if labels.min() >= 0 else 100
+        # Outside the strategy scope: the labels' tf.Variable stays on the host.
+        refresh = callbacks_lib.PseudoLabelRefresh(
+            images, epochs, num_clusters=num_clusters, recluster_every=recluster_every,
+            warmup_epochs=pid_warmup_epochs, seed=seed, verbose=verbose,
+        )
+        config.update(num_clusters=num_clusters, recluster_every=refresh.recluster_every)
 
     with distribute_lib.strategy_scope(strategy) as scope:
         peak_lr = optimizers_lib.scale_learning_rate(lr, batch_size)
         ssl_data = data_lib.ssl_dataset(
             images,
-            views="pid" if method == "pid" else "two",
+            views="pid" if method == "pid" and not pseudo_label else "two",
             augment=augment or AUGMENT_FOR_DATASET[dataset],
             batch_size=batch_size,
             target_view=target_view,
             seed=seed,
+            pseudo_labels=refresh.labels if pseudo_label else None,
         )
         encoder = build_backbone(backbone, input_shape, synchronized_bn=scope.num_replicas > 1)
         kwargs = dict(projector_dims=tuple(projector_dims))
@@ -221,6 +250,8 @@ def pretrain(
                 w_red=w_red, w_syn=w_syn, units=units, target_momentum=target_momentum,
             )
         model = presets.get(method, encoder, **kwargs)
+        if pseudo_label:
+            model = models_lib.PseudoLabelPIDModel.from_pid_model(model, num_clusters)
         model.compile(
             optimizer=build_optimizer(
                 optimizer, peak_lr, weight_decay, epochs * steps_per_epoch,
@@ -235,7 +266,9 @@ def pretrain(
                     epochs, warmup_epochs=pid_warmup_epochs, transition_epochs=pid_transition_epochs
                 )
             )
-        backup = callbacks_lib.ResumableBackup(os.path.join(output_dir, "backup"))
+        if pseudo_label:
+            run_callbacks.append(refresh)
+        backup = callbacks_lib.ResumableBackup(os.path.join(output_dir, "backup"), extra_state=refresh)
         run_callbacks.append(backup)
         probe = None
         if labels.min() >= 0 and dataset != "image_folder":
@@ -290,6 +323,7 @@ def pretrain(
         "epochs_run_this_call": len(history.epoch),
         "final_metrics": final,
         "probe_history": probe.history if probe is not None else None,
+        "pseudo_label_refreshes": refresh.history if refresh is not None else None,
         "export": export_path,
         "wall_time_s": time.time() - start,
     }

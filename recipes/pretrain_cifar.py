@@ -36,7 +36,10 @@ flags.DEFINE_float("w_red", 0.0, "PID: redundancy weight.")
 flags.DEFINE_float("w_syn", 1.0, "PID: synergy weight.")
 flags.DEFINE_enum("units", "r2", ["r2", "nats"], "PID: units of the PID terms.")
 flags.DEFINE_enum("target_view", "clean", ["clean", "weak"], "PID: target view.")
-flags.DEFINE_float("target_momentum", 0.0, "PID: EMA momentum of the target network (0: same network).")
+flags.DEFINE_float("target_momentum", None, "PID: EMA momentum of the target network (0: same network; default 0.99 for --pid_target=ema, else 0).")
+flags.DEFINE_enum("pid_target", "clean", ["clean", "ema", "pseudo_label"], "PID: target: the target view through the same network, through an EMA of it, or a k-means pseudo-label of the backbone features (SPEC section 5).")
+flags.DEFINE_integer("num_clusters", None, "PID pseudo-label: k-means clusters (default: the number of classes when known, else 100).")
+flags.DEFINE_integer("recluster_every", None, "PID pseudo-label: epochs between k-means refreshes (default: 10% of epochs).")
 flags.DEFINE_integer("pid_warmup_epochs", None, "PID protocol: warm-up epochs (default 10% of epochs).")
 flags.DEFINE_integer("pid_transition_epochs", None, "PID protocol: transition epochs (default 10%).")
 flags.DEFINE_string("augment", None, "Augmentation preset (default per dataset).")
@@ -77,6 +80,9 @@ def main(argv):
         units=FLAGS.units,
         target_view=FLAGS.target_view,
         target_momentum=FLAGS.target_momentum,
+        pid_target=FLAGS.pid_target,
+        num_clusters=FLAGS.num_clusters,
+        recluster_every=FLAGS.recluster_every,
         pid_warmup_epochs=FLAGS.pid_warmup_epochs,
         pid_transition_epochs=FLAGS.pid_transition_epochs,
         augment=FLAGS.augment,

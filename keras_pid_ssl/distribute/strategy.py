@@ -62,6 +62,13 @@ class StrategyScope:
         num_replicas: devices (replicas) in sync over all hosts.
         synchronized_batch_norm: pass it as `synchronized_bn` to the
             backbones and the projector.
+
+    Example:
+
+    >>> scope = strategy_scope("none")
+    >>> with scope:
+    ...     scope.num_replicas, scope.global_batch_size(per_replica_batch_size=64)
+    (1, 64)
     """
 
     def __init__(
@@ -130,7 +137,10 @@ class StrategyScope:
         return scaling.per_replica_batch_size(global_batch_size, self.num_replicas)
 
     def scale_learning_rate(
-        self, base_learning_rate, per_replica_batch_size, reference_batch_size=256
+        self,
+        base_learning_rate,
+        per_replica_batch_size,
+        reference_batch_size=scaling.REFERENCE_BATCH_SIZE,
     ):
         """Linear scaling: `base * per_replica * num_replicas / reference`."""
         return scaling.scale_learning_rate(
@@ -237,7 +247,8 @@ def _tpu(tpu):
     import tensorflow as tf
 
     def make():
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        # tpu=None lets the resolver read the environment (TPU_NAME, GCE).
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
@@ -335,7 +346,8 @@ def strategy_scope(
         coordinator_address: `"host:port"` of process 0 (JAX, several hosts).
         num_processes: number of processes (JAX, several hosts).
         process_id: this process's index in `[0, num_processes)`.
-        tpu: TPU name or address for `"tpu"` (`""`: the local TPU VM).
+        tpu: for `"tpu"`: the TPU's name or `grpc://` address, `"local"`
+            on a Cloud TPU VM, or None to read it from the environment.
 
     Returns:
         A `StrategyScope`, to use as a context manager.

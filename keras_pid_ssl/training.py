@@ -162,7 +162,8 @@ def pretrain(
     probe_subset=10000,
     probe_every=1,
     knn_every=5,
-    monitor_size=512,
+    monitor_size=1024,
+    monitor_projection_dim=16,
     export=True,
     extra_callbacks=(),
     verbose=1,
@@ -294,7 +295,13 @@ def pretrain(
                     )
                 )
             )
-            run_callbacks.append(callbacks_lib.PIDMonitor(monitor_batch, output_dir=output_dir))
+            # The full estimator needs many more samples than the joint
+            # dimension (3 x projection_dim) to be nearly unbiased.
+            run_callbacks.append(
+                callbacks_lib.PIDMonitor(
+                    monitor_batch, output_dir=output_dir, projection_dim=monitor_projection_dim
+                )
+            )
         run_callbacks += [
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),

@@ -28,6 +28,36 @@ def build_view(layer, input_shape):
     layer.built = True
 
 
+def _steps(layer):
+    """The layer and every step nested in it (Pipelines, Views, RandomApply)."""
+    yield layer
+    children = []
+    if isinstance(layer, keras.layers.Pipeline):
+        children = layer.layers
+    elif isinstance(layer, Views):
+        children = layer._layers_of_views()
+    elif hasattr(layer, "layer") and isinstance(layer.layer, keras.layers.Layer):
+        children = [layer.layer]
+    for child in children:
+        yield from _steps(child)
+
+
+def check_tf_data_safe(layer, name="augment"):
+    """Refuses a `keras.Model` (e.g. `keras.Sequential`) step on a non-TensorFlow
+    backend, where it converts the `tf.data` tensors to the backend's and fails
+    with a `NotImplementedError` deep inside `tf.data`."""
+    if keras.backend.backend() == "tensorflow":
+        return
+    for step in _steps(layer):
+        if isinstance(step, keras.Model):
+            raise ValueError(
+                f"`{name}` contains the Keras model {step.name!r} "
+                f"({type(step).__name__}), which cannot run inside tf.data under the "
+                f"{keras.backend.backend()} backend. Put the augmentation layers in a "
+                "keras.layers.Pipeline([...]) instead of keras.Sequential([...])."
+            )
+
+
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
 class Views(keras.layers.Layer):
     """Maps a batch of images to its views: `(view1, view2)` or `(view1, view2, target)`.

@@ -19,6 +19,7 @@ from keras_pid_ssl.augment.presets import target_pipeline
 from keras_pid_ssl.augment.random_resized_crop import RandomResizedCrop
 from keras_pid_ssl.augment.views import Views
 from keras_pid_ssl.augment.views import build_view
+from keras_pid_ssl.augment.views import check_tf_data_safe
 from keras_pid_ssl.data.images import check_uint8_images
 
 VIEWS = ("two", "pid")
@@ -193,6 +194,7 @@ def ssl_dataset(
         shape = check_uint8_images(images).shape[1:]
     size = tuple(shape[:2]) if image_size is None else image_size
     augmenter = _resolve_views(augment, views, size, target_view, seed)
+    check_tf_data_safe(augmenter)
 
     layers = [augmenter.view1, augmenter.view2] + ([augmenter.target] if views == "pid" else [])
 
@@ -317,6 +319,8 @@ def labeled_dataset(
     size = tuple(shape[:2]) if image_size is None else image_size
     size = (size, size) if isinstance(size, numbers.Integral) else tuple(size)
     layer = _labeled_augment(augment, size, seed)
+    if layer is not None:
+        check_tf_data_safe(layer)
     resize = keras.layers.Resizing(*size, antialias=True) if size != tuple(shape[:2]) else None
 
     def prepare(batch, batch_labels):

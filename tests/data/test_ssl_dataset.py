@@ -109,3 +109,19 @@ def test_bad_arguments_are_explained(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         kps.data.ssl_dataset(**arguments)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="keras.Sequential works in tf.data on TensorFlow")
+def test_a_sequential_augmentation_is_refused_with_the_pipeline_advice():
+    sequential = keras.Sequential([kps.augment.RandomResizedCrop(8)])
+    with pytest.raises(ValueError, match="keras.layers.Pipeline"):
+        kps.data.ssl_dataset(_images(), augment=sequential, batch_size=8)
+    nested = kps.augment.RandomApply(keras.Sequential([kps.augment.Solarize()]), 0.5)
+    with pytest.raises(ValueError, match="keras.layers.Pipeline"):
+        kps.data.labeled_dataset(*(_images(), np.zeros(32, int)), augment=nested)
+
+
+def test_a_pipeline_augmentation_works_on_every_backend():
+    pipeline = keras.layers.Pipeline([kps.augment.RandomResizedCrop(8), keras.layers.RandomFlip("horizontal")])
+    view1, view2 = _batches(kps.data.ssl_dataset(_images(), augment=pipeline, batch_size=8))[0]
+    assert view1.shape == (8, 8, 8, 3) and not np.allclose(view1, view2)

@@ -9,6 +9,7 @@ scaling helpers keep batch sizes and learning rates consistent.
 from keras_pid_ssl.distribute.replicas import gather_replicas
 from keras_pid_ssl.distribute.replicas import num_replicas_in_sync
 from keras_pid_ssl.distribute.replicas import scale_loss_for_replicas
+from keras_pid_ssl.distribute.replicas import sum_over_replicas
 from keras_pid_ssl.distribute.scaling import REFERENCE_BATCH_SIZE
 from keras_pid_ssl.distribute.scaling import global_batch_size
 from keras_pid_ssl.distribute.scaling import per_replica_batch_size

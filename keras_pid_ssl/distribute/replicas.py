@@ -132,3 +132,32 @@ def scale_loss_for_replicas(loss):
         return loss
     loss = ops.convert_to_tensor(loss)
     return loss / ops.cast(replicas, loss.dtype)
+
+
+def sum_over_replicas(x):
+    """Sums `x` over all replicas (an all-reduce).
+
+    For diagnostics that add up per-replica parts, e.g. a gradient norm over
+    the global batch from each replica's rows:
+    `sqrt(sum_over_replicas(sum(g_local ** 2)))`. Inside a multi-replica
+    `tf.distribute` replica context returns
+    `ReplicaContext.all_reduce(SUM, x)`, the same on every replica; elsewhere
+    (one replica, JAX, PyTorch) returns `x`.
+
+    Args:
+        x: a tensor.
+
+    Returns:
+        The sum over replicas, or `x`.
+
+    Example:
+
+    >>> float(sum_over_replicas(3.0))   # one device: the identity
+    3.0
+    """
+    context = _multi_replica_context()
+    if context is None:
+        return x
+    import tensorflow as tf
+
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, x)

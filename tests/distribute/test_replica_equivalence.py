@@ -36,13 +36,14 @@ def report(tmp_path_factory):
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="gathering is TF-only (JAX is global)")
-def test_gather_replicas_concatenates_replicas_in_order_and_is_idempotent(report):
+def test_gather_replicas_concatenates_in_replica_order_idempotently_and_sums(report):
     gather = report["gather"]
     global_batch = [float(i) for i in range(16)]
     assert gather["local"] == [global_batch[:8], global_batch[8:]]
     assert gather["once"] == [global_batch, global_batch]
     # PIDLoss hands its gathered embeddings to its base loss, which gathers again.
     assert gather["twice"] == [global_batch, global_batch]
+    assert gather["sum"] == [sum(global_batch), sum(global_batch)]
 
 
 @pytest.mark.parametrize("loss_name", LOSSES)

@@ -100,6 +100,7 @@ def test_gather_and_scale_are_the_identity_on_one_device():
     )
     assert kps.distribute.num_replicas_in_sync() == 1
     assert float(kps.distribute.scale_loss_for_replicas(2.5)) == 2.5
+    assert float(kps.distribute.sum_over_replicas(2.5)) == 2.5
 
 
 def test_global_batch_is_per_replica_batch_times_replicas():

@@ -13,7 +13,8 @@ but `naive`). TensorFlow splits the CPU into 2 logical devices and uses
 devices. Writes a JSON report:
 
 - `gather`: the rows each replica sees after `gather_replicas` once and
-  twice (it must be idempotent: PIDLoss's base loss gathers again).
+  twice (it must be idempotent: PIDLoss's base loss gathers again), and
+  `sum_over_replicas` of each replica's row sum.
 - `gradients`: for SSLModel + BarlowTwinsLoss, SSLModel + VICRegLoss and
   PIDModel + PIDLoss, with batch norm in inference mode and in training mode
   (synchronised batch norm on TF; JAX's global program needs nothing), the
@@ -252,16 +253,17 @@ def gather_report():
         def replica_fn(local):
             once = kps.distribute.gather_replicas(local)
             twice = kps.distribute.gather_replicas(once)
-            return local[:, 0], once[:, 0], twice[:, 0]
+            total = kps.distribute.sum_over_replicas(tf.reduce_sum(local))
+            return local[:, 0], once[:, 0], twice[:, 0], total
 
         return scope.strategy.run(replica_fn, args=(batch,))
 
     results = step(batch)
-    local, once, twice = (
+    local, once, twice, total = (
         [x.numpy().tolist() for x in scope.strategy.experimental_local_results(r)]
         for r in results
     )
-    return {"local": local, "once": once, "twice": twice}
+    return {"local": local, "once": once, "twice": twice, "sum": total}
 
 
 # --- fit -----------------------------------------------------------------------

@@ -19,31 +19,42 @@ from keras_pid_ssl.utils.validation import check_choice
 DEFAULT_PROJECTOR_DIMS = (2048, 2048, 2048)
 
 
-def _projector(dims, output_use_bias):
+def _projector(dims, output_use_bias, synchronized_bn=False):
     dims = tuple(dims)
     if not dims:
         raise ValueError("`projector_dims` must list at least the output width.")
-    return Projector(hidden_dims=dims[:-1], output_dim=dims[-1], output_use_bias=output_use_bias)
+    return Projector(
+        hidden_dims=dims[:-1],
+        output_dim=dims[-1],
+        output_use_bias=output_use_bias,
+        synchronized_bn=synchronized_bn,
+    )
 
 
-def barlow_twins(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, **loss_kwargs):
+def barlow_twins(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, synchronized_bn=False, **loss_kwargs):
     """A Barlow Twins `SSLModel` (loss kwargs as in `BarlowTwinsLoss`).
+
+    `synchronized_bn=True` builds the projector's batch norms synchronised
+    over `tf.distribute` replicas (see `StrategyScope.synchronized_batch_norm`).
 
     Example:
 
     >>> model = barlow_twins(kps.backbones.SmallConvNet(), projector_dims=(64, 32))
     """
-    return SSLModel(encoder, _projector(projector_dims, False), BarlowTwinsLoss(**loss_kwargs))
+    projector = _projector(projector_dims, False, synchronized_bn)
+    return SSLModel(encoder, projector, BarlowTwinsLoss(**loss_kwargs))
 
 
-def vicreg(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, **loss_kwargs):
-    """A VICReg `SSLModel` (loss kwargs as in `VICRegLoss`).
+def vicreg(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, synchronized_bn=False, **loss_kwargs):
+    """A VICReg `SSLModel` (loss kwargs as in `VICRegLoss`; `synchronized_bn`
+    as in `barlow_twins`).
 
     Example:
 
     >>> model = vicreg(kps.backbones.SmallConvNet(), projector_dims=(64, 32))
     """
-    return SSLModel(encoder, _projector(projector_dims, True), VICRegLoss(**loss_kwargs))
+    projector = _projector(projector_dims, True, synchronized_bn)
+    return SSLModel(encoder, projector, VICRegLoss(**loss_kwargs))
 
 
 def pid_ssl(
@@ -57,6 +68,7 @@ def pid_ssl(
     units="r2",
     target_momentum=0.0,
     base_kwargs=None,
+    synchronized_bn=False,
     **model_kwargs,
 ):
     """A `PIDModel` on a Barlow Twins or VICReg base (SPEC section 3 defaults).
@@ -80,7 +92,7 @@ def pid_ssl(
     )
     return PIDModel(
         encoder,
-        _projector(projector_dims, base == "vicreg"),
+        _projector(projector_dims, base == "vicreg", synchronized_bn),
         loss=loss,
         target_momentum=target_momentum,
         **model_kwargs,

@@ -127,6 +127,22 @@ def _plot_probe_curve(history, path):
     plt.close(fig)
 
 
+def _worker_output_dir(output_dir, scope):
+    """`output_dir` for the chief; a private sub-folder for other workers.
+
+    Under `multiworker`, every worker runs this function; only the chief
+    (task "chief", or worker 0 when there is no chief) writes the run's files.
+    """
+    resolver = getattr(scope.strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", 0) or 0
+    if task_type in (None, "chief") or (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+    ):
+        return output_dir
+    return os.path.join(output_dir, "workers", f"{task_type}_{task_id}")
+
+
 def pretrain(
     output_dir,
     dataset="cifar10",
@@ -199,6 +215,10 @@ def pretrain(
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
     start = time.time()
+    # The scope first: a MultiWorkerMirroredStrategy must exist before
+    # TensorFlow runs any op (data loading included).
+    scope = distribute_lib.strategy_scope(strategy)
+    output_dir = _worker_output_dir(output_dir, scope)
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     if mixed_precision:
@@ -232,7 +252,7 @@ def pretrain(
         )
         config.update(num_clusters=num_clusters, recluster_every=refresh.recluster_every)
 
-    with distribute_lib.strategy_scope(strategy) as scope:
+    with scope:
         peak_lr = optimizers_lib.scale_learning_rate(lr, batch_size)
         ssl_data = data_lib.ssl_dataset(
             images,
@@ -243,8 +263,9 @@ def pretrain(
             seed=seed,
             pseudo_labels=refresh.labels if pseudo_label else None,
         )
-        encoder = build_backbone(backbone, input_shape, synchronized_bn=scope.num_replicas > 1)
-        kwargs = dict(projector_dims=tuple(projector_dims))
+        synchronized_bn = scope.synchronized_batch_norm
+        encoder = build_backbone(backbone, input_shape, synchronized_bn=synchronized_bn)
+        kwargs = dict(projector_dims=tuple(projector_dims), synchronized_bn=synchronized_bn)
         if method == "pid":
             kwargs.update(
                 base=base, invariance_weight=invariance_weight, w_joint=w_joint,

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_pid_ssl.distribute.replicas import scale_loss_for_replicas
+from keras_pid_ssl.distribute.replicas import sum_over_replicas
 from keras_pid_ssl.losses.pid import PIDLoss
 from keras_pid_ssl.models.ssl_model import SSLModel
 from keras_pid_ssl.utils.autodiff import gradient
@@ -142,9 +143,11 @@ class PIDModel(SSLModel):
             terms = loss.terms(z[0], z[1], zt)
             return sum(terms[name] for name in loss.base.term_names)
 
-        pid_norm = ops.sqrt(ops.sum(ops.square(gradient(pid_part, z))))
-        base_norm = ops.sqrt(ops.sum(ops.square(gradient(base_part, z))))
-        return pid_norm / (base_norm + 1e-12)
+        # Under tf.distribute each replica holds its own rows of z: add the
+        # squared norms over replicas to get the global-batch norms.
+        pid_sq = sum_over_replicas(ops.sum(ops.square(gradient(pid_part, z))))
+        base_sq = sum_over_replicas(ops.sum(ops.square(gradient(base_part, z))))
+        return ops.sqrt(pid_sq) / (ops.sqrt(base_sq) + 1e-12)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         view1, view2, target_view = self._unpack_views(x, y, sample_weight)

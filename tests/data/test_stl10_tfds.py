@@ -7,7 +7,6 @@ order (`(n, 3, 96, 96)` with the width axis before the height axis), labels
 """
 
 import io
-import os
 import tarfile
 import time
 

@@ -313,47 +313,52 @@ def _sync(x):
         np.asarray(x.detach() if hasattr(x, "detach") else x)
 
 
-def measure_loss(method, dim, batch, reps, jit):
+def measure_losses(methods, dim, batch, reps, jit):
+    """Every method's loss gradient at width `dim`, repetitions interleaved."""
     import keras
 
     rng = np.random.default_rng(dim)
     z = keras.ops.convert_to_tensor(rng.normal(size=(2, batch, dim)).astype("float32"))
     target = keras.ops.convert_to_tensor(rng.normal(size=(batch, dim)).astype("float32"))
-    fn = loss_gradient_fn(method, target, jit)
-    start = time.perf_counter()
-    _sync(fn(z))
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(reps):
+    fns, first, times = {}, {}, {method: [] for method in methods}
+    for method in methods:
+        fns[method] = loss_gradient_fn(method, target, jit)
         start = time.perf_counter()
-        _sync(fn(z))
-        times.append(time.perf_counter() - start)
-    return {
+        _sync(fns[method](z))
+        first[method] = time.perf_counter() - start
+    # Round-robin, so a burst of load from other processes hits every method.
+    for _ in range(reps):
+        for method in methods:
+            start = time.perf_counter()
+            _sync(fns[method](z))
+            times[method].append(time.perf_counter() - start)
+    return [{
         "benchmark": "loss_forward_backward",
         "backend": keras.backend.backend(),
         "method": method,
         "dim": dim,
         "batch": batch,
         "compiled": jit,
-        "median_ms": 1e3 * _common.median(times),
-        "min_ms": 1e3 * min(times),
-        "first_call_ms": 1e3 * first,
+        "median_ms": 1e3 * _common.median(times[method]),
+        "min_ms": 1e3 * min(times[method]),
+        "first_call_ms": 1e3 * first[method],
         "reps": reps,
-    }
+    } for method in methods]
 
 
 def loss_table(records, info, args, compiled):
     methods = [m for m in args.loss_methods.split(",") if m]
     by_key = {(r["method"], r["dim"]): r for r in records}
-    header = ["D"] + [f"{m} (ms)" for m in methods]
+    header = ["D"] + [f"{m} median (min) ms" for m in methods]
     if "barlow_twins" in methods:
-        header += [f"{m} / barlow_twins" for m in methods if m != "barlow_twins"]
+        header += [f"{m} / barlow_twins (min)" for m in methods if m != "barlow_twins"]
     rows = []
     for dim in _dims(args.loss_dims):
-        row = [dim] + [f"{by_key[(m, dim)]['median_ms']:.2f}" for m in methods]
+        row = [dim] + [f"{by_key[(m, dim)]['median_ms']:.2f} ({by_key[(m, dim)]['min_ms']:.2f})"
+                       for m in methods]
         if "barlow_twins" in methods:
-            bt = by_key[("barlow_twins", dim)]["median_ms"]
-            row += [f"{by_key[(m, dim)]['median_ms'] / bt:.2f}" for m in methods if m != "barlow_twins"]
+            bt = by_key[("barlow_twins", dim)]["min_ms"]
+            row += [f"{by_key[(m, dim)]['min_ms'] / bt:.2f}" for m in methods if m != "barlow_twins"]
         rows.append(row)
     return "\n".join([
         f"# Loss alone, forward + backward, batch N={args.loss_batch}",
@@ -364,7 +369,9 @@ def loss_table(records, info, args, compiled):
         "",
         f"Gradient of the loss with respect to both views' embeddings (N, D) "
         f"({'compiled: ' + ('XLA tf.function' if info['backend'] == 'tensorflow' else 'jax.jit') if compiled else 'eager'}), "
-        f"median of {args.loss_reps} calls after one warm-up call. `pid` is `PIDLoss()` "
+        f"median of {args.loss_reps} calls per method after one warm-up call, the methods' calls "
+        "alternating (round-robin) so that load from other processes hits all alike. "
+        "Ratios use the minimum (the least disturbed call). `pid` is `PIDLoss()` "
         "(the preset's coefficients, Barlow Twins base, diagonal estimator): its PID terms cost "
         "O(N D) on top of the base's O(N D^2) cross-correlation. Inside `PIDModel` the default "
         "`track_gradient_ratio=True` differentiates the loss twice more per step (a metric).",
@@ -415,11 +422,13 @@ def main(argv=None):
     if not args.skip_loss:
         compiled = backend in ("tensorflow", "jax")
         records = []
+        loss_methods = [m for m in args.loss_methods.split(",") if m]
+        for method in loss_methods:
+            if method not in LOSS_METHODS:
+                raise ValueError(f"--loss_methods: unknown {method!r}; expected {LOSS_METHODS}")
         for dim in _dims(args.loss_dims):
-            for method in [m for m in args.loss_methods.split(",") if m]:
-                if method not in LOSS_METHODS:
-                    raise ValueError(f"--loss_methods: unknown {method!r}; expected {LOSS_METHODS}")
-                record = measure_loss(method, dim, args.loss_batch, args.loss_reps, compiled)
+            for record in measure_losses(loss_methods, dim, args.loss_batch, args.loss_reps,
+                                         compiled):
                 _common.emit(record)
                 records.append(record)
         output = args.loss_output or os.path.join(_common.RESULTS_DIR, f"loss_cost_{backend}.md")

@@ -156,3 +156,10 @@ def test_missing_and_empty_folders(tmp_path):
         _load(tmp_path / "empty")
     with pytest.raises(ValueError, match="needs data_dir"):
         kps.data.load("image_folder")
+
+
+def test_a_dangling_link_is_named_not_skipped(class_folder):
+    folder, _ = class_folder
+    (folder / "dog" / "gone.png").symlink_to(folder / "nowhere.png")
+    with pytest.raises(ValueError, match=r"dog/gone\.png"):
+        _load(folder)

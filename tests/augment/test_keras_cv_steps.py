@@ -8,7 +8,6 @@ preprocessing layers work inside `tf.data` and eagerly on every backend.
 import keras
 import keras_cv  # in the test extra (`pip install -e ".[dev]"`), so CI runs these tests
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from keras_pid_ssl import augment

@@ -40,64 +40,48 @@ def _is_floating_or_int(x):
     return any(k in dtype for k in ("float", "int"))
 
 
+def _check_batch(name, tensors, rank, layout, what):
+    """Rank, numeric dtype, equal shapes and batch >= 2 of `tensors`."""
+    shapes = [_static_shape(t) for t in tensors]
+    for i, shape in enumerate(shapes):
+        if len(shape) != rank:
+            raise ValueError(
+                f"`{name}` expects {what}s of shape {layout}; {what} {i + 1} has "
+                f"shape {shape}."
+            )
+        if not _is_floating_or_int(tensors[i]):
+            raise ValueError(
+                f"`{name}` expects numeric {what}s; {what} {i + 1} has dtype "
+                f"{tensors[i].dtype}."
+            )
+    for i, shape in enumerate(shapes[1:], start=2):
+        if not _shapes_match(shapes[0], shape):
+            raise ValueError(
+                f"`{name}` expects all {what}s to have the same shape; {what} 1 "
+                f"has shape {shapes[0]} but {what} {i} has shape {shape}."
+            )
+    batch = shapes[0][0]
+    if batch is not None and batch < 2:
+        raise ValueError(
+            f"`{name}` computes batch statistics and needs batch_size >= 2. "
+            f"Received batch_size={batch}. Use drop_remainder=True when batching."
+        )
+
+
 def check_embeddings(name, *tensors):
     """Checks embeddings passed to a loss: rank 2, same shape, batch >= 2.
 
     Only statically known dimensions are checked, so the check costs nothing
     inside a compiled step.
     """
-    shapes = [_static_shape(t) for t in tensors]
-    for i, shape in enumerate(shapes):
-        if len(shape) != 2:
-            raise ValueError(
-                f"`{name}` expects embeddings of shape (batch_size, dim); input "
-                f"{i + 1} has shape {shape}."
-            )
-        if not _is_floating_or_int(tensors[i]):
-            raise ValueError(
-                f"`{name}` expects numeric embeddings; input {i + 1} has dtype "
-                f"{tensors[i].dtype}."
-            )
-    for i, shape in enumerate(shapes[1:], start=2):
-        if not _shapes_match(shapes[0], shape):
-            raise ValueError(
-                f"`{name}` expects all embeddings to have the same shape; input 1 "
-                f"has shape {shapes[0]} but input {i} has shape {shape}."
-            )
-    batch = shapes[0][0]
-    if batch is not None and batch < 2:
-        raise ValueError(
-            f"`{name}` computes batch statistics and needs batch_size >= 2. "
-            f"Received batch_size={batch}. Use drop_remainder=True when batching."
-        )
+    _check_batch(name, tensors, 2, "(batch_size, dim)", "input")
 
 
 def check_views(name, *views):
     """Checks image views given to a model: rank 4, same shape, batch >= 2."""
-    shapes = [_static_shape(v) for v in views]
-    for i, shape in enumerate(shapes):
-        if len(shape) != 4:
-            raise ValueError(
-                f"`{name}` expects image views of shape (batch_size, height, "
-                f"width, channels); view {i + 1} has shape {shape}."
-            )
-        if not _is_floating_or_int(views[i]):
-            raise ValueError(
-                f"`{name}` expects numeric images; view {i + 1} has dtype "
-                f"{views[i].dtype}."
-            )
-    for i, shape in enumerate(shapes[1:], start=2):
-        if not _shapes_match(shapes[0], shape):
-            raise ValueError(
-                f"`{name}` expects all views to have the same shape; view 1 has "
-                f"shape {shapes[0]} but view {i} has shape {shape}."
-            )
-    batch = shapes[0][0]
-    if batch is not None and batch < 2:
-        raise ValueError(
-            f"`{name}` computes batch statistics and needs batch_size >= 2. "
-            f"Received batch_size={batch}. Use drop_remainder=True when batching."
-        )
+    _check_batch(
+        name, views, 4, "(batch_size, height, width, channels)", "view"
+    )
 
 
 def _shapes_match(a, b):

@@ -232,7 +232,9 @@ def step_table(records, info, args):
             continue
         rel = ""
         if r["jit_compile"] in base and r["method"] != "barlow_twins":
-            rel = f" ({r['pairs_per_s'] / base[r['jit_compile']]['pairs_per_s']:.2f}x BT)"
+            bt = base[r["jit_compile"]]
+            rel = (f" ({r['pairs_per_s'] / bt['pairs_per_s']:.2f}x BT; min step: "
+                   f"{bt['min_step_s'] / r['min_step_s']:.2f}x)")
         rows.append([
             r["method"], r["jit_compile"], f"{r['pairs_per_s']:.1f}{rel}", f"{r['median_step_s']:.3f}",
             f"{r['min_step_s']:.3f}-{r['max_step_s']:.3f}", f"{r['first_step_s']:.1f}",
@@ -257,7 +259,9 @@ def step_table(records, info, args):
            "Interleaved: one process per jit setting builds every method and alternates their "
            "steps round-robin, so other processes' load hits all methods alike; peak RSS is "
            "that whole process's. ")
-        + "The machine is shared, so absolute numbers are noisy; compare rows of one run.",
+        + "The machine is shared, so absolute numbers are noisy; compare rows of one run. "
+        "`x BT`: throughput relative to Barlow Twins at the same jit setting, from the median "
+        "step and from the fastest (least disturbed) step.",
         "",
         _common.markdown_table(header, rows),
         "",

@@ -25,6 +25,9 @@ Settings (name: overrides, and why):
     no_protocol   pid_warmup_epochs=0, pid_transition_epochs=0   PID from the first step
     long_warmup   pid_warmup_epochs=40% of epochs    longer plain-Barlow-Twins warm-up
 
+(Below 6 epochs the protocol's default warm-up and transition round to 0
+epochs, so `no_protocol` then equals `default`.)
+
 Writes `results/sweep_pid.md` and `results/sweep_pid.json`.
 
 Usage (see benchmarks/README.md):

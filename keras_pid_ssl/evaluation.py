@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from keras_pid_ssl import data as data_lib
+from keras_pid_ssl.callbacks.knn_monitor import top_k_accuracy
 from keras_pid_ssl.models.ssl_model import SSLModel
 
 
@@ -95,12 +96,6 @@ def _check_labels(labels, num_classes, name):
         )
 
 
-def top_k(probabilities, labels, k):
-    k = min(k, probabilities.shape[1])
-    best = np.argsort(-probabilities, axis=1)[:, :k]
-    return float(np.mean(np.any(best == labels[:, None], axis=1)))
-
-
 def linear_eval(
     backbone_path,
     dataset,
@@ -147,8 +142,8 @@ def linear_eval(
         "train_images": int(len(x_train)),
         "test_images": int(len(x_test)),
         "feature_dim": int(f_train.shape[1]),
-        "top1": top_k(probabilities, y_test, 1),
-        "top5": top_k(probabilities, y_test, 5),
+        "top1": top_k_accuracy(probabilities, y_test, 1),
+        "top5": top_k_accuracy(probabilities, y_test, 5),
         "feature_time_s": feature_time,
         "wall_time_s": time.time() - start,
     }
@@ -265,8 +260,8 @@ def finetune(
         "label_fraction": label_fraction,
         "train_images": int(len(x_train)),
         "test_images": int(len(x_test)),
-        "top1": top_k(probabilities, y_test, 1),
-        "top5": top_k(probabilities, y_test, 5),
+        "top1": top_k_accuracy(probabilities, y_test, 1),
+        "top5": top_k_accuracy(probabilities, y_test, 5),
         "final_train_accuracy": float(history.history["accuracy"][-1]),
         "wall_time_s": time.time() - start,
     }

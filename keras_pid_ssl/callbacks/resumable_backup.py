@@ -23,7 +23,9 @@ class ResumableBackup(keras.callbacks.Callback):
     the latest backup and makes `fit` continue from the next epoch, so no
     finished epoch is lost. Older backups beyond `keep` are deleted. An
     epoch whose loss is NaN or infinite is not backed up, so the last good
-    backup stays the latest.
+    backup stays the latest. With `kps.callbacks.DataEpoch(dataset)` the
+    resumed epochs also see the same batches (order and augmentation) as an
+    uninterrupted run.
 
     Args:
         backup_dir: folder of the backups (created if needed).

@@ -20,6 +20,7 @@ from keras_pid_ssl.augment.random_resized_crop import RandomResizedCrop
 from keras_pid_ssl.augment.views import Views
 from keras_pid_ssl.augment.views import build_view
 from keras_pid_ssl.augment.views import check_tf_data_safe
+from keras_pid_ssl.data import keyed_random
 from keras_pid_ssl.data.images import check_uint8_images
 
 VIEWS = ("two", "pid")
@@ -65,32 +66,58 @@ def _check_dataset_images(dataset, with_labels):
     return tuple(shape.as_list())
 
 
-def _batches(images, labels, batch_size, shuffle, drop_remainder, seed, shuffle_buffer):
-    """Shuffled uint8 batches `(images,)` or `(images, labels)` from arrays or a dataset."""
+def _batches(images, labels, batch_size, shuffle, drop_remainder, seed, shuffle_buffer, epoch):
+    """Epoch-keyed batches `(batch, key)`; `batch` is uint8 images or `(images, labels)`.
+
+    Each pass reads (and advances) `epoch`; its order depends on `(seed,
+    epoch)` only and `key` on `(seed, epoch, step)` (see `keyed_random`).
+    """
     tf = _tf()
+    seed_key = keyed_random.base_key(seed)
     if isinstance(images, tf.data.Dataset):
-        dataset = images
-        if shuffle:
-            dataset = dataset.shuffle(shuffle_buffer or 10_000, seed=seed, reshuffle_each_iteration=True)
-        return dataset.batch(batch_size, drop_remainder=drop_remainder)
-    count = len(images)
-    if drop_remainder and batch_size > count:
-        raise ValueError(
-            f"`batch_size`={batch_size} exceeds the number of images ({count}); with "
-            "drop_remainder=True there would be no batch. Use a smaller batch_size."
-        )
-    # Shuffling indices, then gathering a batch, keeps one copy of the images.
+        source = images
+        cardinality = int(images.cardinality())
+        count = cardinality if cardinality >= 0 else None
+    else:
+        count = len(images)
+        if drop_remainder and batch_size > count:
+            raise ValueError(
+                f"`batch_size`={batch_size} exceeds the number of images ({count}); with "
+                "drop_remainder=True there would be no batch. Use a smaller batch_size."
+            )
+        # Shuffling indices, then gathering a batch, keeps one copy of the images.
+        source = tf.data.Dataset.range(count)
+
+    def one_epoch(epoch_number):
+        key = keyed_random.fold_in(seed_key, epoch_number)
+        shuffle_key = keyed_random.fold_in(key, -1)
+        data = source
+        if shuffle and isinstance(images, tf.data.Dataset):
+            data = data.shuffle(
+                shuffle_buffer or 10_000, seed=shuffle_key[0], reshuffle_each_iteration=False
+            )
+        elif shuffle:
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(count, dtype=tf.int64), seed=shuffle_key
+            )
+            data = tf.data.Dataset.from_tensor_slices(order)
+        data = data.batch(batch_size, drop_remainder=drop_remainder)
+        return data.enumerate().map(lambda step, batch: (batch, keyed_random.fold_in(key, step)))
+
+    start = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
+    dataset = start.map(lambda _: epoch.assign_add(1) - 1).flat_map(one_epoch)
+    if count is not None:
+        batches = count // batch_size if drop_remainder else -(-count // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    if isinstance(images, tf.data.Dataset):
+        return dataset
     images_tensor = tf.convert_to_tensor(images)
     labels_tensor = None if labels is None else tf.convert_to_tensor(labels)
-    dataset = tf.data.Dataset.range(count)
-    if shuffle:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
 
-    def gather(index):
+    def gather(index, key):
         if labels_tensor is None:
-            return tf.gather(images_tensor, index)
-        return tf.gather(images_tensor, index), tf.gather(labels_tensor, index)
+            return tf.gather(images_tensor, index), key
+        return (tf.gather(images_tensor, index), tf.gather(labels_tensor, index)), key
 
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -144,6 +171,14 @@ def ssl_dataset(
     (`num_parallel_calls=AUTOTUNE`) and prefetched. `drop_remainder=True`
     keeps every batch full: the losses use batch statistics.
 
+    The order and the augmentation of each pass depend only on `seed` and the
+    pass number, which the dataset counts in `dataset.epoch` (an int64
+    `tf.Variable`): the same `seed` gives the same batches on every backend.
+    Add `kps.callbacks.DataEpoch(dataset)` to `fit` to tie the pass number to
+    Keras's epoch, so a run resumed at epoch `k` sees exactly the batches an
+    uninterrupted run sees at epoch `k`. Layers with their own random
+    generators (e.g. KerasCV's) are seeded as usual, not per epoch.
+
     Args:
         images: uint8 NumPy array `(num_images, height, width, channels)` (as
             `kps.data.load` returns), or a `tf.data.Dataset` of uint8 images or
@@ -159,7 +194,8 @@ def ssl_dataset(
         drop_remainder: drop the last, smaller batch.
         shuffle_buffer: buffer size when `images` is a dataset (default 10,000;
             arrays are shuffled in full).
-        seed: integer seed of the shuffle and the augmentation.
+        seed: integer seed of the shuffle and the augmentation (`None`: a
+            random seed).
         pseudo_labels: optional int32 `tf.Variable` of shape `(num_images,)`
             (`kps.callbacks.PseudoLabelRefresh(...).labels`) for
             `kps.models.PseudoLabelPIDModel`. Each batch then carries its
@@ -170,14 +206,15 @@ def ssl_dataset(
             `(view1, view2, pseudo_label)` (`views="two"`).
 
     Returns:
-        A `tf.data.Dataset`; pass it to `model.fit` on any backend.
+        A `tf.data.Dataset` (with the pass counter `dataset.epoch`); pass it
+        to `model.fit` on any backend.
 
     Example:
 
     ```python
     images, _ = kps.data.load("cifar10", "train")
-    dataset = kps.data.ssl_dataset(images, views="pid", augment="cifar", batch_size=256)
-    model.fit(dataset, epochs=100)
+    dataset = kps.data.ssl_dataset(images, views="pid", augment="cifar", batch_size=256, seed=0)
+    model.fit(dataset, epochs=100, callbacks=[kps.callbacks.DataEpoch(dataset)])
     ```
     """
     tf = _tf()
@@ -198,12 +235,14 @@ def ssl_dataset(
 
     layers = [augmenter.view1, augmenter.view2] + ([augmenter.target] if views == "pid" else [])
 
-    def make_views(batch, index=None):
-        batch = _to_float(batch)
+    def make_views(batch, key):
+        images_batch, index = batch if pseudo_labels is not None else (batch, None)
+        images_batch = _to_float(images_batch)
         outputs = []
-        for layer in layers:
-            build_view(layer, tuple(batch.shape))
-            outputs.append(tf.cast(layer(batch, training=True), tf.float32))
+        with keyed_random.keyed_layers(layers, key):
+            for layer in layers:
+                build_view(layer, tuple(images_batch.shape))
+                outputs.append(tf.cast(layer(images_batch, training=True), tf.float32))
         if index is None:
             return tuple(outputs)
         # Read at every batch: the labels of the variable's current value.
@@ -217,9 +256,16 @@ def ssl_dataset(
             images = images.enumerate().map(lambda index, image: (image, index))
         else:
             indices = np.arange(count)
-    dataset = _batches(images, indices, batch_size, shuffle, drop_remainder, seed, shuffle_buffer)
+    epoch = keyed_random.epoch_variable()
+    dataset = _batches(images, indices, batch_size, shuffle, drop_remainder, seed, shuffle_buffer, epoch)
     dataset = dataset.map(make_views, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return _with_epoch(dataset.prefetch(tf.data.AUTOTUNE), epoch)
+
+
+def _with_epoch(dataset, epoch):
+    # The pass counter travels with the dataset for `kps.callbacks.DataEpoch`.
+    dataset.epoch = epoch
+    return dataset
 
 
 def _check_pseudo_labels(pseudo_labels, images):
@@ -283,10 +329,12 @@ def labeled_dataset(
         image_size: output size (default: the images' size).
         shuffle: reshuffle every epoch (for training a probe).
         drop_remainder: drop the last, smaller batch.
-        seed: integer seed of the shuffle and the augmentation.
+        seed: integer seed of the shuffle and the augmentation; as in
+            `ssl_dataset`, each pass depends on `(seed, dataset.epoch)` only.
 
     Returns:
-        A `tf.data.Dataset` of `(images, labels)`.
+        A `tf.data.Dataset` of `(images, labels)`, with the pass counter
+        `dataset.epoch`.
 
     Example:
 
@@ -323,14 +371,17 @@ def labeled_dataset(
         check_tf_data_safe(layer)
     resize = keras.layers.Resizing(*size, antialias=True) if size != tuple(shape[:2]) else None
 
-    def prepare(batch, batch_labels):
-        batch = _to_float(batch)
+    def prepare(batch, key):
+        images_batch, batch_labels = batch
+        images_batch = _to_float(images_batch)
         if layer is not None:
-            batch = layer(batch, training=True)
-        if resize is not None and tuple(batch.shape[1:3]) != size:
-            batch = resize(batch)
-        return tf.cast(batch, tf.float32), tf.cast(batch_labels, tf.int32)
+            with keyed_random.keyed_layers([layer], key):
+                images_batch = layer(images_batch, training=True)
+        if resize is not None and tuple(images_batch.shape[1:3]) != size:
+            images_batch = resize(images_batch)
+        return tf.cast(images_batch, tf.float32), tf.cast(batch_labels, tf.int32)
 
-    dataset = _batches(images, labels, batch_size, shuffle, drop_remainder, seed, None)
+    epoch = keyed_random.epoch_variable()
+    dataset = _batches(images, labels, batch_size, shuffle, drop_remainder, seed, None, epoch)
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return _with_epoch(dataset.prefetch(tf.data.AUTOTUNE), epoch)

@@ -16,6 +16,7 @@ is usable from Python too. It writes into `output_dir`:
 
 import json
 import math
+import numbers
 import os
 import platform
 import time
@@ -32,6 +33,9 @@ from keras_pid_ssl import optimizers as optimizers_lib
 from keras_pid_ssl import presets
 from keras_pid_ssl.export import export_backbone
 from keras_pid_ssl.utils.validation import check_choice
+from keras_pid_ssl.utils.validation import check_int
+from keras_pid_ssl.utils.validation import check_non_negative
+from keras_pid_ssl.utils.validation import check_positive
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "small_convnet")
 OPTIMIZERS = ("lars", "sgd", "adamw")
@@ -143,6 +147,57 @@ def _worker_output_dir(output_dir, scope):
     return os.path.join(output_dir, "workers", f"{task_type}_{task_id}")
 
 
+def _check_run_arguments(**args):
+    """`ValueError`s naming the argument (= the recipe's flag) and what it accepts."""
+    check_int("epochs", args["epochs"], 1)
+    check_int("batch_size", args["batch_size"], 2)
+    check_choice("optimizer", args["optimizer"], tuple(OPTIMIZER_DEFAULTS))
+    if args["lr"] is not None:
+        check_positive("lr", args["lr"])
+    if args["weight_decay"] is not None:
+        check_non_negative("weight_decay", args["weight_decay"])
+    check_int("warmup_epochs", args["warmup_epochs"], 0, args["epochs"])
+    dims = args["projector_dims"]
+    if not dims or not all(isinstance(d, numbers.Integral) and d > 0 for d in dims):
+        raise ValueError(
+            "`projector_dims` must be positive ints, the last being the embedding width, "
+            f"e.g. (2048, 2048, 2048). Received: projector_dims={dims!r}"
+        )
+    for name in ("invariance_weight", "w_joint", "w_red", "w_syn"):
+        check_non_negative(name, args[name])
+    for name in ("pid_warmup_epochs", "pid_transition_epochs"):
+        check_int(name, args[name], 0, args["epochs"], allow_none=True)
+    check_choice("mixed_precision", args["mixed_precision"], (None, "mixed_float16", "mixed_bfloat16"))
+    check_int("seed", args["seed"], 0)
+    check_int("train_subset", args["train_subset"], args["batch_size"], allow_none=True)
+    check_int("probe_subset", args["probe_subset"], 2)
+    check_int("probe_every", args["probe_every"], 1)
+    check_int("knn_every", args["knn_every"], 0)
+    if args["monitor_size"] != 0:
+        check_int("monitor_size", args["monitor_size"], 2)
+    check_int("monitor_projection_dim", args["monitor_projection_dim"], 1)
+
+
+def make_deterministic():
+    """Makes training ops deterministic, as far as each backend allows.
+
+    TensorFlow: `tf.config.experimental.enable_op_determinism()` (every op
+    deterministic or an error; also covers the `tf.data` pipeline on every
+    backend). PyTorch: `torch.use_deterministic_algorithms(True,
+    warn_only=True)`. JAX: XLA is deterministic on CPU; on GPU set
+    `XLA_FLAGS=--xla_gpu_deterministic_ops=true` before starting Python.
+    The setting is process-wide. With a fixed seed, `pretrain` on the
+    TensorFlow backend on a CPU then repeats its loss history exactly (tested).
+    """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def pretrain(
     output_dir,
     dataset="cifar10",
@@ -174,6 +229,7 @@ def pretrain(
     mixed_precision=None,
     strategy="none",
     seed=0,
+    deterministic=True,
     train_subset=None,
     probe_subset=10000,
     probe_every=1,
@@ -190,7 +246,9 @@ def pretrain(
     see its `--help` for each. `lr` is the base learning rate per 256 images
     (scaled linearly by the global `batch_size`); `batch_size` is global
     (split over the replicas of `strategy`). A run with the same
-    `output_dir` resumes from its last complete epoch.
+    `output_dir` resumes from its last complete epoch, with the same data
+    order and augmentation as an uninterrupted run. With `deterministic=True`
+    (see `make_deterministic`) the same `seed` gives the same run.
 
     Example:
 
@@ -212,8 +270,15 @@ def pretrain(
             f"method={method!r}, target_momentum={target_momentum}"
         )
     pseudo_label = method == "pid" and pid_target == "pseudo_label"
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
+    _check_run_arguments(
+        epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+        weight_decay=weight_decay, warmup_epochs=warmup_epochs, projector_dims=projector_dims,
+        invariance_weight=invariance_weight, w_joint=w_joint, w_red=w_red, w_syn=w_syn,
+        pid_warmup_epochs=pid_warmup_epochs, pid_transition_epochs=pid_transition_epochs,
+        mixed_precision=mixed_precision, seed=seed, train_subset=train_subset,
+        probe_subset=probe_subset, probe_every=probe_every, knn_every=knn_every,
+        monitor_size=monitor_size, monitor_projection_dim=monitor_projection_dim,
+    )
     start = time.time()
     # The scope first: a MultiWorkerMirroredStrategy must exist before
     # TensorFlow runs any op (data loading included).
@@ -221,6 +286,8 @@ def pretrain(
     output_dir = _worker_output_dir(output_dir, scope)
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
+    if deterministic:
+        make_deterministic()
     if mixed_precision:
         keras.mixed_precision.set_global_policy(mixed_precision)
 
@@ -228,7 +295,12 @@ def pretrain(
     if dataset == "image_folder":
         pretrain_split = None
     images, labels = data_lib.load(dataset, pretrain_split, data_dir=data_dir, image_size=image_size)
-    if train_subset:
+    if train_subset is not None:
+        if train_subset > len(images):
+            raise ValueError(
+                f"`train_subset`={train_subset} exceeds the {len(images)} training images "
+                f"of {dataset!r}. Use at most {len(images)}, or leave it unset for all."
+            )
         images, labels = images[:train_subset], labels[:train_subset]
     if len(images) < batch_size:
         raise ValueError(
@@ -281,7 +353,8 @@ def pretrain(
             )
         )
 
-        run_callbacks = []
+        # Epoch k's batches depend on (seed, k) only, also after a resume.
+        run_callbacks = [callbacks_lib.DataEpoch(ssl_data)]
         if method == "pid":
             run_callbacks.append(
                 callbacks_lib.PIDProtocol(

@@ -47,7 +47,8 @@ flags.DEFINE_integer("image_size", None, "Train at this image size (default: the
 flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"], "Mixed-precision policy.")
 flags.DEFINE_enum("strategy", "none", ["none", "mirrored", "multiworker", "tpu", "jax_data_parallel"], "Distribution.")
 flags.DEFINE_string("output_dir", "runs/pretrain", "Output folder (also the resume point).")
-flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_integer("seed", 0, "Random seed: weights, data order and augmentation (epoch k's batches depend on (seed, k) only).")
+flags.DEFINE_bool("deterministic", True, "Deterministic ops (TF op determinism; torch deterministic algorithms): the same --seed repeats the run. --nodeterministic may be faster on GPUs.")
 flags.DEFINE_integer("train_subset", None, "Use only the first N training images.")
 flags.DEFINE_integer("probe_subset", 10000, "Images of the online probe's and kNN's train/test subsets.")
 flags.DEFINE_integer("knn_every", 5, "kNN monitor every N epochs (0: off).")
@@ -90,6 +91,7 @@ def main(argv):
         mixed_precision=FLAGS.mixed_precision,
         strategy=FLAGS.strategy,
         seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic,
         train_subset=FLAGS.train_subset,
         probe_subset=FLAGS.probe_subset,
         knn_every=FLAGS.knn_every,

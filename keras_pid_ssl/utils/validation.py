@@ -1,28 +1,47 @@
 """Argument and input checks with messages that name what went wrong."""
 
+import math
 import numbers
 
 from keras import ops
 
 
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_non_negative(name, value):
-    if not isinstance(value, numbers.Real) or value < 0:
+    if not _is_number(value) or value < 0:
         raise ValueError(
-            f"`{name}` must be a non-negative number. Received: {name}={value!r}"
+            f"`{name}` must be a finite non-negative number. Received: {name}={value!r}"
         )
 
 
 def check_positive(name, value):
-    if not isinstance(value, numbers.Real) or value <= 0:
+    if not _is_number(value) or value <= 0:
         raise ValueError(
-            f"`{name}` must be a positive number. Received: {name}={value!r}"
+            f"`{name}` must be a finite positive number. Received: {name}={value!r}"
         )
+
+
+def check_int(name, value, minimum, maximum=None, allow_none=False):
+    """Checks an int in `[minimum, maximum]` (`maximum=None`: no upper bound)."""
+    if value is None and allow_none:
+        return
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"`{name}` must be an int {bound}. Received: {name}={value!r}")
 
 
 def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(
-            f"`{name}` must be one of {sorted(choices)}. Received: {name}={value!r}"
+            f"`{name}` must be one of {sorted(choices, key=str)}. Received: {name}={value!r}"
         )
 
 

@@ -227,7 +227,9 @@ class PseudoLabelRefresh(keras.callbacks.Callback):
             if None not in input_shape and batch.shape[1:3] != input_shape:
                 # The "clean" target view: the image resized to the training size.
                 batch = keras.ops.image.resize(batch, input_shape, antialias=True)
-            features.append(keras.ops.convert_to_numpy(encoder.predict_on_batch(batch)))
+            # `predict`, not `predict_on_batch`: the latter returns one copy of the
+            # outputs per replica under a MirroredStrategy (Keras 3.15).
+            features.append(np.asarray(encoder.predict(batch, batch_size=len(batch), verbose=0)))
         return np.concatenate(features).astype("float32")
 
     def cluster(self, features, reference=None):

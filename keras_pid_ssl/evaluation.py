@@ -17,6 +17,9 @@ from keras import ops
 from keras_pid_ssl import data as data_lib
 from keras_pid_ssl.callbacks.knn_monitor import top_k_accuracy
 from keras_pid_ssl.models.ssl_model import SSLModel
+from keras_pid_ssl.utils.validation import check_int
+from keras_pid_ssl.utils.validation import check_non_negative
+from keras_pid_ssl.utils.validation import check_positive
 
 
 class SavedModelBackbone:
@@ -96,6 +99,11 @@ def _check_labels(labels, num_classes, name):
         )
 
 
+def _check_subsets(train_subset, test_subset):
+    check_int("train_subset", train_subset, 1, allow_none=True)
+    check_int("test_subset", test_subset, 1, allow_none=True)
+
+
 def linear_eval(
     backbone_path,
     dataset,
@@ -122,6 +130,9 @@ def linear_eval(
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
+    check_positive("regularization", regularization)
+    check_int("max_iter", max_iter, 1)
+    _check_subsets(train_subset, test_subset)
     start = time.time()
     backbone = load_backbone(backbone_path)
     x_train, y_train = load_for_backbone(dataset, "train", backbone, data_dir, train_subset)
@@ -212,6 +223,13 @@ def finetune(
     Returns:
         A dict with `top1`, `top5` on the test split, sizes and timings.
     """
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
+    check_positive("lr", lr)
+    check_non_negative("backbone_lr_scale", backbone_lr_scale)
+    check_non_negative("weight_decay", weight_decay)
+    check_int("seed", seed, 0)
+    _check_subsets(train_subset, test_subset)
     start = time.time()
     keras.utils.set_random_seed(seed)
     backbone = load_backbone(backbone_path)

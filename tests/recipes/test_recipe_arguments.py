@@ -72,3 +72,28 @@ def test_recipe_reports_a_bad_flag_by_name(tiny_fashion_mnist, tmp_path):
     )
     assert result.returncode != 0
     assert "`batch_size` must be an int >= 2. Received: batch_size=1" in result.stderr
+
+
+EVAL_BAD = [
+    ("linear_eval", dict(regularization=0.0), "`regularization` must be a finite positive number"),
+    ("linear_eval", dict(max_iter=0), "`max_iter` must be an int >= 1. Received: max_iter=0"),
+    ("linear_eval", dict(train_subset=0), "`train_subset` must be an int >= 1"),
+    ("finetune", dict(epochs=0), "`epochs` must be an int >= 1. Received: epochs=0"),
+    ("finetune", dict(batch_size=0), "`batch_size` must be an int >= 1"),
+    ("finetune", dict(lr=float("inf")), "`lr` must be a finite positive number"),
+    ("finetune", dict(backbone_lr_scale=-1.0), "`backbone_lr_scale` must be a finite non-negative"),
+    ("finetune", dict(test_subset=-3), "`test_subset` must be an int >= 1. Received: test_subset=-3"),
+    ("finetune", dict(label_fraction=1.5), "`label_fraction` must be in \\(0, 1\\]"),
+]
+
+
+@pytest.mark.parametrize("function,override,message", EVAL_BAD)
+def test_bad_evaluation_argument_is_named(function, override, message, tiny_fashion_mnist, tmp_path):
+    backbone = kps.backbones.SmallConvNet(input_shape=(12, 12, 1), widths=(4, 8))
+    path = str(tmp_path / "backbone.keras")
+    backbone.save(path)
+    kwargs = dict(data_dir=tiny_fashion_mnist, **override)
+    if function == "finetune":
+        kwargs.update(output_dir=str(tmp_path / "ft"), verbose=0)
+    with pytest.raises(ValueError, match=message):
+        getattr(kps.evaluation, function)(path, "fashion_mnist", **kwargs)

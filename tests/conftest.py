@@ -4,7 +4,9 @@ Run the suite once per backend, in separate processes:
 `bash tools/test_all_backends.sh` (what CI runs).
 """
 
+import gzip
 import os
+import struct
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -56,3 +58,31 @@ def tiny_projector():
     import keras_pid_ssl as kps
 
     return kps.heads.Projector(hidden_dims=(16,), output_dim=8)
+
+
+def write_idx(path, array):
+    """Writes `array` (uint8) in the idx format of (Fashion-)MNIST, gzipped."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype("uint8").tobytes())
+
+
+@pytest.fixture(scope="module")
+def tiny_fashion_mnist(tmp_path_factory):
+    """A tiny Fashion-MNIST in the real idx format; the class sets which quadrant is bright."""
+    import keras_pid_ssl as kps
+
+    folder = tmp_path_factory.mktemp("fashion_mnist")
+    rng = np.random.default_rng(0)
+    for split, n, (images_name, labels_name) in [
+        ("train", 96, kps.data.fashion_mnist.FILES["train"]),
+        ("test", 48, kps.data.fashion_mnist.FILES["test"]),
+    ]:
+        labels = np.arange(n) % 4
+        images = rng.integers(0, 60, size=(n, 12, 12)).astype("uint8")
+        for i, label in enumerate(labels):
+            r, c = divmod(int(label), 2)
+            images[i, 6 * r : 6 * r + 6, 6 * c : 6 * c + 6] += 180
+        write_idx(os.path.join(folder, images_name), images)
+        write_idx(os.path.join(folder, labels_name), labels)
+    return str(folder)

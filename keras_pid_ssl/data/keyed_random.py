@@ -16,6 +16,7 @@ uninterrupted one.
 """
 
 import contextlib
+import random
 
 import keras
 
@@ -34,12 +35,14 @@ def epoch_variable():
 
 
 def base_key(seed):
-    """The `(2,)` int64 key of a seed (`None`: a random one, drawn once)."""
+    """The `(2,)` int64 key of a seed.
+
+    `seed=None` draws one from Python's `random`, as Keras's unseeded
+    generators do, so `keras.utils.set_random_seed` still fixes it.
+    """
     tf = _tf()
     if seed is None:
-        import numpy as np
-
-        seed = int(np.random.default_rng().integers(2**31))
+        seed = random.randint(1, 10**9)
     return tf.constant([int(seed), 0], dtype=tf.int64)
 
 

@@ -84,3 +84,14 @@ def test_data_epoch_rejects_other_datasets():
 
     with pytest.raises(ValueError, match="made by kps.data.ssl_dataset"):
         kps.callbacks.DataEpoch(tf.data.Dataset.range(3))
+
+
+def test_unseeded_pipelines_follow_keras_global_seed():
+    import keras
+
+    images = _images()
+    keras.utils.set_random_seed(11)
+    first = _pass(kps.data.ssl_dataset(images, batch_size=8))
+    keras.utils.set_random_seed(11)
+    assert _equal(_pass(kps.data.ssl_dataset(images, batch_size=8)), first)
+    assert not _equal(_pass(kps.data.ssl_dataset(images, batch_size=8)), first)

@@ -264,6 +264,10 @@ def pretrain(
     check_choice("pid_target", pid_target, PID_TARGETS)
     if target_momentum is None:
         target_momentum = 0.99 if pid_target == "ema" else 0.0
+    if not (isinstance(target_momentum, numbers.Real) and 0.0 <= target_momentum < 1.0):
+        raise ValueError(
+            f"`target_momentum` must be in [0, 1). Received: target_momentum={target_momentum!r}"
+        )
     if pid_target == "pseudo_label" and (method != "pid" or target_momentum > 0):
         raise ValueError(
             "`pid_target='pseudo_label'` needs method='pid' and no EMA target. Received: "

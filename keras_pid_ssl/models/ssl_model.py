@@ -88,8 +88,24 @@ class SSLModel(keras.Model):
 
     def call(self, inputs, training=None):
         check_views(type(self).__name__, inputs)
+        self._check_channels(inputs)
         features = self.encoder(inputs, training=training)
         return self.projector(features, training=training)
+
+    def _check_channels(self, images):
+        # Keras would fail inside the first conv layer, naming that layer.
+        try:
+            expected = self.encoder.input_shape[-1]
+        except (AttributeError, ValueError):  # a subclassed encoder: no fixed input
+            return
+        channels = tuple(images.shape)[-1]
+        if expected is not None and channels is not None and channels != expected:
+            raise ValueError(
+                f"`{type(self).__name__}`'s encoder takes images with {expected} channel(s) "
+                f"(input shape {tuple(self.encoder.input_shape)}); the views have {channels} "
+                f"(shape {tuple(images.shape)}). Convert them with "
+                "kps.data.convert_channels, or build the encoder for this input."
+            )
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the first batch of views (see `input_range`)."""

@@ -102,6 +102,17 @@ def test_constructor_rejects_a_non_ssl_loss():
         kps.SSLModel(tiny_encoder(), tiny_projector(), loss="mse")
 
 
+def test_views_with_other_channels_than_the_encoder_are_named():
+    v1, v2 = make_views(n=16, channels=3)  # the tiny encoder takes 1 channel
+    model = _model()
+    model.compile(optimizer="adam")
+    message = r"encoder takes images with 1 channel\(s\) .* the views have 3"
+    with pytest.raises(ValueError, match=message):
+        model.fit(v1, v2, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=message):
+        _model().predict(v1, verbose=0)
+
+
 def test_fit_rejects_images_outside_the_expected_range():
     v1, v2 = make_views(n=16)
     model = _model()

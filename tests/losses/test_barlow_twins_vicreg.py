@@ -105,3 +105,10 @@ def test_loss_rejects_negative_weights():
         kps.losses.BarlowTwinsLoss(lambda_offdiag=-1.0)
     with pytest.raises(ValueError, match="variance_weight"):
         kps.losses.VICRegLoss(variance_weight=-2)
+
+
+def test_non_numeric_embeddings_are_named():
+    z = np.ones((8, 4), bool)
+    for loss in (kps.losses.BarlowTwinsLoss(), kps.losses.VICRegLoss()):
+        with pytest.raises(ValueError, match="expects numeric inputs; input 1 has dtype bool"):
+            loss.terms(z, z)

@@ -52,6 +52,31 @@ def test_bad_argument_is_named(override, message, tiny_fashion_mnist, tmp_path):
     assert not os.path.exists(tmp_path / "run" / "history.csv")
 
 
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (dict(num_clusters=1), "`num_clusters` must be an int in \\[2, 96\\]"),
+        (dict(recluster_every=0), "`recluster_every` must be an int >= 1. Received: recluster_every=0"),
+    ],
+)
+def test_bad_pseudo_label_argument_is_named(override, message, tiny_fashion_mnist, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        kps.training.pretrain(
+            str(tmp_path / "run"), dataset="fashion_mnist", data_dir=tiny_fashion_mnist,
+            backbone="small_convnet", batch_size=16, pid_target="pseudo_label",
+            projector_dims=(16, 8), knn_every=0, monitor_size=0, export=False, verbose=0,
+            **override,
+        )
+
+
+def test_finetune_refuses_an_inference_only_savedmodel(tiny_fashion_mnist, tmp_path):
+    backbone = kps.backbones.SmallConvNet(input_shape=(12, 12, 1), widths=(4, 8))
+    exported = kps.export_backbone(backbone, str(tmp_path / "backbone"))
+    with pytest.raises(ValueError, match="Fine-tuning needs a trainable backbone: pass the `backbone.keras`"):
+        kps.evaluation.finetune(exported, "fashion_mnist", str(tmp_path / "ft"),
+                                data_dir=tiny_fashion_mnist, verbose=0)
+
+
 def test_train_subset_larger_than_the_dataset(tiny_fashion_mnist, tmp_path):
     with pytest.raises(ValueError, match="`train_subset`=500 exceeds the 96 training images"):
         kps.training.pretrain(

@@ -78,16 +78,15 @@ def keyed_layers(layers, key):
     KerasCV's) keep their own generators.
     """
     generator = _KeyedSeedGenerator(key)
-    patched = []
+    # By id: a layer shared by two views (or nested twice) is patched once.
+    patched = {}
     for layer in layers:
         for sublayer in layer._flatten_layers(include_self=True, recursive=True):
-            if hasattr(sublayer, "_get_seed_generator") and id(sublayer) not in {
-                id(p) for p in patched
-            }:
+            if hasattr(sublayer, "_get_seed_generator") and id(sublayer) not in patched:
                 object.__setattr__(sublayer, "_get_seed_generator", lambda backend=None: generator)
-                patched.append(sublayer)
+                patched[id(sublayer)] = sublayer
     try:
         yield
     finally:
-        for sublayer in patched:
+        for sublayer in patched.values():
             object.__delattr__(sublayer, "_get_seed_generator")

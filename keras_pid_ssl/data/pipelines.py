@@ -74,7 +74,8 @@ def _batches(images, labels, batch_size, shuffle, drop_remainder, seed, shuffle_
     """
     tf = _tf()
     seed_key = keyed_random.base_key(seed)
-    if isinstance(images, tf.data.Dataset):
+    from_dataset = isinstance(images, tf.data.Dataset)
+    if from_dataset:
         source = images
         cardinality = int(images.cardinality())
         count = cardinality if cardinality >= 0 else None
@@ -92,7 +93,7 @@ def _batches(images, labels, batch_size, shuffle, drop_remainder, seed, shuffle_
         key = keyed_random.fold_in(seed_key, epoch_number)
         shuffle_key = keyed_random.fold_in(key, -1)
         data = source
-        if shuffle and isinstance(images, tf.data.Dataset):
+        if shuffle and from_dataset:
             data = data.shuffle(
                 shuffle_buffer or 10_000, seed=shuffle_key[0], reshuffle_each_iteration=False
             )
@@ -109,7 +110,7 @@ def _batches(images, labels, batch_size, shuffle, drop_remainder, seed, shuffle_
     if count is not None:
         batches = count // batch_size if drop_remainder else -(-count // batch_size)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
-    if isinstance(images, tf.data.Dataset):
+    if from_dataset:
         return dataset
     images_tensor = tf.convert_to_tensor(images)
     labels_tensor = None if labels is None else tf.convert_to_tensor(labels)

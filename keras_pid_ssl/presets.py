@@ -15,14 +15,14 @@ from keras_pid_ssl.losses.vicreg import VICRegLoss
 from keras_pid_ssl.models.pid_model import PIDModel
 from keras_pid_ssl.models.ssl_model import SSLModel
 from keras_pid_ssl.utils.validation import check_choice
+from keras_pid_ssl.utils.validation import check_projector_dims
 
 DEFAULT_PROJECTOR_DIMS = (2048, 2048, 2048)
 
 
 def _projector(dims, output_use_bias, synchronized_bn=False):
     dims = tuple(dims)
-    if not dims:
-        raise ValueError("`projector_dims` must list at least the output width.")
+    check_projector_dims(dims)
     return Projector(
         hidden_dims=dims[:-1],
         output_dim=dims[-1],

@@ -16,7 +16,6 @@ is usable from Python too. It writes into `output_dir`:
 
 import json
 import math
-import numbers
 import os
 import platform
 import time
@@ -34,8 +33,10 @@ from keras_pid_ssl import presets
 from keras_pid_ssl.export import export_backbone
 from keras_pid_ssl.utils.validation import check_choice
 from keras_pid_ssl.utils.validation import check_int
+from keras_pid_ssl.utils.validation import check_momentum
 from keras_pid_ssl.utils.validation import check_non_negative
 from keras_pid_ssl.utils.validation import check_positive
+from keras_pid_ssl.utils.validation import check_projector_dims
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "small_convnet")
 OPTIMIZERS = ("lars", "sgd", "adamw")
@@ -147,8 +148,11 @@ def _worker_output_dir(output_dir, scope):
     return os.path.join(output_dir, "workers", f"{task_type}_{task_id}")
 
 
-def _check_run_arguments(**args):
-    """`ValueError`s naming the argument (= the recipe's flag) and what it accepts."""
+def _check_run_arguments(args):
+    """`ValueError`s naming the argument (= the recipe's flag) and what it accepts.
+
+    `args`: `pretrain`'s arguments by name.
+    """
     check_int("epochs", args["epochs"], 1)
     check_int("batch_size", args["batch_size"], 2)
     check_choice("optimizer", args["optimizer"], tuple(OPTIMIZER_DEFAULTS))
@@ -157,14 +161,11 @@ def _check_run_arguments(**args):
     if args["weight_decay"] is not None:
         check_non_negative("weight_decay", args["weight_decay"])
     check_int("warmup_epochs", args["warmup_epochs"], 0, args["epochs"])
-    dims = args["projector_dims"]
-    if not dims or not all(isinstance(d, numbers.Integral) and d > 0 for d in dims):
-        raise ValueError(
-            "`projector_dims` must be positive ints, the last being the embedding width, "
-            f"e.g. (2048, 2048, 2048). Received: projector_dims={dims!r}"
-        )
+    check_projector_dims(args["projector_dims"])
     for name in ("invariance_weight", "w_joint", "w_red", "w_syn"):
         check_non_negative(name, args[name])
+    if args["target_momentum"] is not None:
+        check_momentum("target_momentum", args["target_momentum"])
     for name in ("pid_warmup_epochs", "pid_transition_epochs"):
         check_int(name, args[name], 0, args["epochs"], allow_none=True)
     check_choice("mixed_precision", args["mixed_precision"], (None, "mixed_float16", "mixed_bfloat16"))
@@ -262,27 +263,15 @@ def pretrain(
     check_choice("method", method, tuple(presets.METHODS))
     check_choice("dataset", dataset, tuple(AUGMENT_FOR_DATASET))
     check_choice("pid_target", pid_target, PID_TARGETS)
+    _check_run_arguments(config)
     if target_momentum is None:
         target_momentum = 0.99 if pid_target == "ema" else 0.0
-    if not (isinstance(target_momentum, numbers.Real) and 0.0 <= target_momentum < 1.0):
-        raise ValueError(
-            f"`target_momentum` must be in [0, 1). Received: target_momentum={target_momentum!r}"
-        )
     if pid_target == "pseudo_label" and (method != "pid" or target_momentum > 0):
         raise ValueError(
             "`pid_target='pseudo_label'` needs method='pid' and no EMA target. Received: "
             f"method={method!r}, target_momentum={target_momentum}"
         )
     pseudo_label = method == "pid" and pid_target == "pseudo_label"
-    _check_run_arguments(
-        epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-        weight_decay=weight_decay, warmup_epochs=warmup_epochs, projector_dims=projector_dims,
-        invariance_weight=invariance_weight, w_joint=w_joint, w_red=w_red, w_syn=w_syn,
-        pid_warmup_epochs=pid_warmup_epochs, pid_transition_epochs=pid_transition_epochs,
-        mixed_precision=mixed_precision, seed=seed, train_subset=train_subset,
-        probe_subset=probe_subset, probe_every=probe_every, knn_every=knn_every,
-        monitor_size=monitor_size, monitor_projection_dim=monitor_projection_dim,
-    )
     start = time.time()
     # The scope first: a MultiWorkerMirroredStrategy must exist before
     # TensorFlow runs any op (data loading included).

@@ -8,7 +8,7 @@ from keras_pid_ssl.distribute.replicas import sum_over_replicas
 from keras_pid_ssl.losses.pid import PIDLoss
 from keras_pid_ssl.models.ssl_model import SSLModel
 from keras_pid_ssl.utils.autodiff import gradient
-from keras_pid_ssl.utils.validation import check_non_negative
+from keras_pid_ssl.utils.validation import check_momentum
 
 
 def _clone_layer(layer, name):
@@ -73,12 +73,7 @@ class PIDModel(SSLModel):
                 "`PIDModel` needs a kps.losses.PIDLoss (it uses the target view). "
                 f"Received: loss={loss!r}. Use SSLModel for a two-view loss."
             )
-        check_non_negative("target_momentum", target_momentum)
-        if target_momentum >= 1.0:
-            raise ValueError(
-                "`target_momentum` must be in [0, 1). Received: "
-                f"target_momentum={target_momentum}"
-            )
+        check_momentum("target_momentum", target_momentum)
         super().__init__(encoder, projector, loss, **kwargs)
         self.target_momentum = float(target_momentum)
         self.track_gradient_ratio = bool(track_gradient_ratio)

@@ -24,6 +24,23 @@ def check_positive(name, value):
         )
 
 
+def check_momentum(name, value):
+    """Checks a moving-average momentum: a number in [0, 1)."""
+    if not _is_number(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
+
+
+def check_projector_dims(dims):
+    """Checks projector widths: positive ints, the last the embedding width."""
+    if not dims or not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in dims
+    ):
+        raise ValueError(
+            "`projector_dims` must be positive ints, the last being the embedding width, "
+            f"e.g. (2048, 2048, 2048). Received: projector_dims={dims!r}"
+        )
+
+
 def check_int(name, value, minimum, maximum=None, allow_none=False):
     """Checks an int in `[minimum, maximum]` (`maximum=None`: no upper bound)."""
     if value is None and allow_none:

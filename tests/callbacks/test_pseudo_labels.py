@@ -1,9 +1,6 @@
 """PseudoLabelRefresh: seeded k-means, schedule, labels in the pipeline, resume."""
 
-import gzip
 import math
-import os
-import struct
 
 import keras
 import numpy as np
@@ -225,25 +222,9 @@ def test_refresh_on_schedule_and_a_resumed_run_keeps_labels_and_supervision(tmp_
     assert 0.0 <= history2["pseudo_label_changed"][1] <= 1.0
 
 
-def _write_idx(path, array):
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype("uint8").tobytes())
-
-
-def test_pretrain_with_the_pseudo_label_target_clusters_once_per_schedule(tmp_path):
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 64), ("test", 32)):
-        images_name, labels_name = kps.data.fashion_mnist.FILES[split]
-        labels = np.arange(n) % 4
-        images = rng.integers(0, 60, size=(n, 12, 12))
-        for i, label in enumerate(labels):
-            r, c = divmod(int(label), 2)
-            images[i, 6 * r : 6 * r + 6, 6 * c : 6 * c + 6] += 180
-        _write_idx(os.path.join(tmp_path, images_name), images)
-        _write_idx(os.path.join(tmp_path, labels_name), labels)
+def test_pretrain_with_the_pseudo_label_target_clusters_once_per_schedule(tiny_fashion_mnist, tmp_path):
     summary = kps.training.pretrain(
-        str(tmp_path / "run"), dataset="fashion_mnist", data_dir=str(tmp_path), method="pid",
+        str(tmp_path / "run"), dataset="fashion_mnist", data_dir=tiny_fashion_mnist, method="pid",
         backbone="small_convnet", epochs=2, batch_size=16, optimizer="adamw", warmup_epochs=1,
         projector_dims=(16, 8), pid_target="pseudo_label", recluster_every=5,
         pid_warmup_epochs=1, probe_subset=32, knn_every=0, monitor_size=0, export=False, verbose=0,

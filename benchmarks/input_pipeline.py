@@ -46,7 +46,9 @@ def _images(num_images, image_size, data_dir):
 
 
 def pipeline_pairs_per_second(images, preset, batch_size, batches, views):
-    dataset = kps.data.ssl_dataset(images, views=views, augment=preset, batch_size=batch_size, seed=0)
+    dataset = kps.data.ssl_dataset(
+        images, views=views, augment=preset, batch_size=batch_size, seed=0
+    )
     dataset = dataset.repeat()
     iterator = iter(dataset)
     for _ in range(2):  # warm-up: tracing, autotuning
@@ -74,14 +76,18 @@ def model_pairs_per_second(image_size, batch_size, steps, projector_dims):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--presets", default="cifar,imagenet,grayscale")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--num-images", type=int, default=4096)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--batches", type=int, default=20, help="timed pipeline batches per preset")
     parser.add_argument("--views", default="two", choices=["two", "pid"])
-    parser.add_argument("--model-steps", type=int, default=5, help="timed ResNet-18 steps (0: skip)")
+    parser.add_argument(
+        "--model-steps", type=int, default=5, help="timed ResNet-18 steps (0: skip)"
+    )
     parser.add_argument("--model-batch-size", type=int, default=None, help="default: --batch-size")
     parser.add_argument("--projector-dims", default="2048,2048,2048")
     parser.add_argument("--data-dir", default=None, help="tfds data folder holding CIFAR-10")
@@ -102,7 +108,9 @@ def main():
         preset_images = images
         if preset == "grayscale":
             preset_images = kps.data.convert_channels(images, 1)
-        rate = pipeline_pairs_per_second(preset_images, preset, args.batch_size, args.batches, args.views)
+        rate = pipeline_pairs_per_second(
+            preset_images, preset, args.batch_size, args.batches, args.views
+        )
         result["pipeline_pairs_per_s"][preset] = round(rate, 1)
     if args.model_steps > 0:
         dims = tuple(int(d) for d in args.projector_dims.split(","))

@@ -37,9 +37,8 @@ import argparse
 import os
 import time
 
-import numpy as np
-
 import _common
+import numpy as np
 import throughput
 
 
@@ -47,8 +46,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1024,2048,4096", help="Square matmul sizes n.")
     parser.add_argument("--reps", type=int, default=5, help="Timed matmuls per size.")
-    parser.add_argument("--backbone", default="resnet18",
-                        choices=("resnet18", "resnet34", "resnet50", "small_convnet"))
+    parser.add_argument(
+        "--backbone",
+        default="resnet18",
+        choices=("resnet18", "resnet34", "resnet50", "small_convnet"),
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--projector", default="2048,2048,2048")
     parser.add_argument("--image_size", type=int, default=32)
@@ -58,8 +60,11 @@ def parse_args(argv=None):
     parser.add_argument("--jit", type=int, default=1, help="jit_compile of the training step.")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--output", default=None,
-                        help="Markdown file (default results/peak_flops_<backend>_<backbone>_b<batch>.md).")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="Markdown file (default results/peak_flops_<backend>_<backbone>_b<batch>.md).",
+    )
     return parser.parse_args(argv)
 
 
@@ -96,9 +101,14 @@ def time_matmul(name, fn, sync, n, reps, convert):
         sync(fn(a, b))
         times.append(time.perf_counter() - start)
     flops = 2.0 * n**3
-    return {"benchmark": "matmul_float32", "impl": name, "n": n, "reps": reps,
-            "best_gflops": flops / min(times) / 1e9,
-            "median_gflops": flops / _common.median(times) / 1e9}
+    return {
+        "benchmark": "matmul_float32",
+        "impl": name,
+        "n": n,
+        "reps": reps,
+        "best_gflops": flops / min(times) / 1e9,
+        "median_gflops": flops / _common.median(times) / 1e9,
+    }
 
 
 def measure_peak(sizes, reps):
@@ -108,8 +118,9 @@ def measure_peak(sizes, reps):
     records = []
     for n in sizes:
         records.append(time_matmul(name, fn, sync, n, reps, keras.ops.convert_to_tensor))
-        records.append(time_matmul("numpy matmul (BLAS)", np.matmul, lambda x: x, n, reps,
-                                   lambda x: x))
+        records.append(
+            time_matmul("numpy matmul (BLAS)", np.matmul, lambda x: x, n, reps, lambda x: x)
+        )
     for r in records:
         _common.emit(r)
     return records
@@ -121,8 +132,11 @@ def measure_peak(sizes, reps):
 def _layers(layer):
     import keras
 
-    return [l for l in layer._flatten_layers(include_self=False)
-            if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+    return [
+        l
+        for l in layer._flatten_layers(include_self=False)
+        if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))
+    ]
 
 
 def forward_flops_per_image(model):
@@ -144,15 +158,23 @@ def forward_flops_per_image(model):
 def train_step_flops(method, model, batch):
     """Counted FLOPs of one training step (see the module docstring)."""
     forward = forward_flops_per_image(model)
-    dim = int(model.projector.output_dim if hasattr(model.projector, "output_dim")
-              else _layers(model.projector)[-1].kernel.shape[1])
+    dim = int(
+        model.projector.output_dim
+        if hasattr(model.projector, "output_dim")
+        else _layers(model.projector)[-1].kernel.shape[1]
+    )
     network = 3 * 2 * forward * batch
     if method.startswith("pid"):
         network += forward * batch
     matrices = 2 if method == "vicreg" else 1
     loss = 3 * matrices * 2 * batch * dim * dim
-    return {"forward_flops_per_image": forward, "network_flops": network, "loss_flops": loss,
-            "step_flops": network + loss, "embedding_dim": dim}
+    return {
+        "forward_flops_per_image": forward,
+        "network_flops": network,
+        "loss_flops": loss,
+        "step_flops": network + loss,
+        "embedding_dim": dim,
+    }
 
 
 def xla_forward_flops_per_image(model, image_shape, batch):
@@ -167,13 +189,17 @@ def xla_forward_flops_per_image(model, image_shape, batch):
         features, _ = model.encoder.stateless_call(trainable, non_trainable, x, training=False)
         z, _ = model.projector.stateless_call(
             [v.value for v in model.projector.trainable_variables],
-            [v.value for v in model.projector.non_trainable_variables], features)
+            [v.value for v in model.projector.non_trainable_variables],
+            features,
+        )
         return z
 
     x = np.zeros((batch, *image_shape), "float32")
     lowered = jax.jit(forward).lower(
         [v.value for v in model.encoder.trainable_variables],
-        [v.value for v in model.encoder.non_trainable_variables], x)
+        [v.value for v in model.encoder.non_trainable_variables],
+        x,
+    )
     cost = lowered.compile().cost_analysis()
     if isinstance(cost, (list, tuple)):
         cost = cost[0]
@@ -195,19 +221,32 @@ def main(argv=None):
 
     image_shape = (args.image_size, args.image_size, args.channels)
     step_args = argparse.Namespace(
-        backbone=args.backbone, projector=args.projector, image_size=args.image_size,
-        channels=args.channels, optimizer=args.optimizer, batch=args.batch,
-        steps=args.steps, warmup=args.warmup)
+        backbone=args.backbone,
+        projector=args.projector,
+        image_size=args.image_size,
+        channels=args.channels,
+        optimizer=args.optimizer,
+        batch=args.batch,
+        steps=args.steps,
+        warmup=args.warmup,
+    )
     steps = []
     for method in [m for m in args.methods.split(",") if m]:
         record = throughput.measure_step(method, bool(args.jit), step_args)
         keras.utils.set_random_seed(0)
-        model = throughput.build_model(method, args.backbone, throughput._dims(args.projector),
-                                       image_shape, args.optimizer, bool(args.jit))
+        model = throughput.build_model(
+            method,
+            args.backbone,
+            throughput._dims(args.projector),
+            image_shape,
+            args.optimizer,
+            bool(args.jit),
+        )
         record.update(train_step_flops(method, model, args.batch))
         try:
             record["xla_forward_flops_per_image"] = xla_forward_flops_per_image(
-                model, image_shape, min(args.batch, 8))
+                model, image_shape, min(args.batch, 8)
+            )
         except Exception as error:  # a cross-check only: report, do not fail
             record["xla_forward_flops_per_image"] = f"unavailable: {error}"[:200]
         record["achieved_gflops"] = record["step_flops"] / record["median_step_s"] / 1e9
@@ -222,60 +261,110 @@ def main(argv=None):
     for r in steps:
         r["peak_gflops"] = peak
         r["fraction_of_peak"] = r["achieved_gflops"] / peak
-        _common.emit({k: r[k] for k in ("benchmark", "backend", "method", "backbone", "batch",
-                                        "jit_compile", "median_step_s", "step_flops",
-                                        "forward_flops_per_image", "xla_forward_flops_per_image",
-                                        "achieved_gflops", "peak_gflops", "fraction_of_peak")})
+        _common.emit(
+            {
+                k: r[k]
+                for k in (
+                    "benchmark",
+                    "backend",
+                    "method",
+                    "backbone",
+                    "batch",
+                    "jit_compile",
+                    "median_step_s",
+                    "step_flops",
+                    "forward_flops_per_image",
+                    "xla_forward_flops_per_image",
+                    "achieved_gflops",
+                    "peak_gflops",
+                    "fraction_of_peak",
+                )
+            }
+        )
 
     matmul_rows = []
     for before, after in zip(peak_before, peak_after):
-        matmul_rows.append([before["impl"], before["n"], f"{before['best_gflops']:.1f}",
-                            f"{before['median_gflops']:.1f}", f"{after['best_gflops']:.1f}",
-                            f"{after['median_gflops']:.1f}"])
+        matmul_rows.append(
+            [
+                before["impl"],
+                before["n"],
+                f"{before['best_gflops']:.1f}",
+                f"{before['median_gflops']:.1f}",
+                f"{after['best_gflops']:.1f}",
+                f"{after['median_gflops']:.1f}",
+            ]
+        )
     step_rows = []
     for r in steps:
         xla = r["xla_forward_flops_per_image"]
-        step_rows.append([
-            r["method"], r["jit_compile"], f"{r['forward_flops_per_image'] / 1e6:.1f}",
-            f"{xla / 1e6:.1f}" if isinstance(xla, float) else "n/a",
-            f"{r['step_flops'] / 1e9:.1f}", f"{r['median_step_s']:.3f}",
-            f"{r['achieved_gflops']:.1f}", f"{100 * r['fraction_of_peak']:.1f}%",
-        ])
-    text = "\n".join([
-        f"# Achieved vs peak float32 FLOP/s: {args.backbone}, projector {args.projector}, "
-        f"batch {args.batch}, {args.image_size}x{args.image_size}x{args.channels}",
-        "",
-        _common.machine_line(info),
-        "",
-        f"Command: `{_common.command_line()}`",
-        "",
-        "Square float32 matmuls, 2 n^3 FLOPs; best and median of "
-        f"{args.reps} repetitions, measured before and after the training steps:",
-        "",
-        _common.markdown_table(["implementation", "n", "best GFLOP/s (before)",
-                                "median GFLOP/s (before)", "best GFLOP/s (after)",
-                                "median GFLOP/s (after)"], matmul_rows),
-        "",
-        f"Peak used below: {peak:.1f} GFLOP/s (best of all rows; {backend_impl}: "
-        f"{best[backend_impl]:.1f}).",
-        "",
-        f"Training step: median of {args.steps} `train_on_batch` steps after {args.warmup} "
-        "warm-up steps (random views, no input pipeline); counted FLOPs per the script's "
-        "docstring (conv + dense + the loss's matrix products; 3x forward for training; PID's "
-        "target forward included, its diagnostic gradient-ratio passes not). The XLA column "
-        "is XLA's own count of the forward pass (JAX only; adds element-wise ops, skips "
-        "zero-padded conv taps).",
-        "",
-        _common.markdown_table(["method", "jit_compile", "forward MFLOP/image (counted)",
-                                "forward MFLOP/image (XLA)", "GFLOP/step", "median step (s)",
-                                "achieved GFLOP/s", "of peak"], step_rows),
-        "",
-        "The machine is shared with other jobs: both numbers are depressed by their load; "
-        "the ratio is measured within one run.",
-        "",
-    ])
+        step_rows.append(
+            [
+                r["method"],
+                r["jit_compile"],
+                f"{r['forward_flops_per_image'] / 1e6:.1f}",
+                f"{xla / 1e6:.1f}" if isinstance(xla, float) else "n/a",
+                f"{r['step_flops'] / 1e9:.1f}",
+                f"{r['median_step_s']:.3f}",
+                f"{r['achieved_gflops']:.1f}",
+                f"{100 * r['fraction_of_peak']:.1f}%",
+            ]
+        )
+    text = "\n".join(
+        [
+            f"# Achieved vs peak float32 FLOP/s: {args.backbone}, projector {args.projector}, "
+            f"batch {args.batch}, {args.image_size}x{args.image_size}x{args.channels}",
+            "",
+            _common.machine_line(info),
+            "",
+            f"Command: `{_common.command_line()}`",
+            "",
+            "Square float32 matmuls, 2 n^3 FLOPs; best and median of "
+            f"{args.reps} repetitions, measured before and after the training steps:",
+            "",
+            _common.markdown_table(
+                [
+                    "implementation",
+                    "n",
+                    "best GFLOP/s (before)",
+                    "median GFLOP/s (before)",
+                    "best GFLOP/s (after)",
+                    "median GFLOP/s (after)",
+                ],
+                matmul_rows,
+            ),
+            "",
+            f"Peak used below: {peak:.1f} GFLOP/s (best of all rows; {backend_impl}: "
+            f"{best[backend_impl]:.1f}).",
+            "",
+            f"Training step: median of {args.steps} `train_on_batch` steps after {args.warmup} "
+            "warm-up steps (random views, no input pipeline); counted FLOPs per the script's "
+            "docstring (conv + dense + the loss's matrix products; 3x forward for training; PID's "
+            "target forward included, its diagnostic gradient-ratio passes not). The XLA column "
+            "is XLA's own count of the forward pass (JAX only; adds element-wise ops, skips "
+            "zero-padded conv taps).",
+            "",
+            _common.markdown_table(
+                [
+                    "method",
+                    "jit_compile",
+                    "forward MFLOP/image (counted)",
+                    "forward MFLOP/image (XLA)",
+                    "GFLOP/step",
+                    "median step (s)",
+                    "achieved GFLOP/s",
+                    "of peak",
+                ],
+                step_rows,
+            ),
+            "",
+            "The machine is shared with other jobs: both numbers are depressed by their load; "
+            "the ratio is measured within one run.",
+            "",
+        ]
+    )
     output = args.output or os.path.join(
-        _common.RESULTS_DIR, f"peak_flops_{backend}_{args.backbone}_b{args.batch}.md")
+        _common.RESULTS_DIR, f"peak_flops_{backend}_{args.backbone}_b{args.batch}.md"
+    )
     _common.write_text(output, text)
 
 

@@ -45,36 +45,80 @@ LABELS = {
     "raw_pixels": "floor: raw pixels",
 }
 # Arguments of kps.training.pretrain that a sweep may override for PID.
-PID_OPTIONS = ("units", "w_joint", "w_red", "w_syn", "invariance_weight", "target_momentum",
-               "target_view", "base", "pid_warmup_epochs", "pid_transition_epochs")
+PID_OPTIONS = (
+    "units",
+    "w_joint",
+    "w_red",
+    "w_syn",
+    "invariance_weight",
+    "target_momentum",
+    "target_view",
+    "base",
+    "pid_warmup_epochs",
+    "pid_transition_epochs",
+)
 
 
 def add_budget_flags(parser):
     """The flags that fix the budget (shared with `sweep_pid.py`)."""
-    parser.add_argument("--backbone", default="small_convnet",
-                        choices=("small_convnet", "resnet18", "resnet34", "resnet50"))
+    parser.add_argument(
+        "--backbone",
+        default="small_convnet",
+        choices=("small_convnet", "resnet18", "resnet34", "resnet50"),
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--optimizer", default="adamw", choices=("adamw", "lars", "sgd"))
-    parser.add_argument("--lr", type=float, default=None,
-                        help="Base LR per 256 images (default: the optimizer's in kps.training).")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="Base LR per 256 images (default: the optimizer's in kps.training).",
+    )
     parser.add_argument("--warmup_epochs", type=int, default=1, help="Learning-rate warm-up.")
     parser.add_argument("--projector_dims", default="512,512")
-    parser.add_argument("--train_subset", type=int, default=10000,
-                        help="Pretrain on the first N training images (0: all 60,000).")
-    parser.add_argument("--probe_subset", type=int, default=2000,
-                        help="Images of the online probe's / kNN's train and test subsets.")
-    parser.add_argument("--knn_every", type=int, default=0,
-                        help="kNN monitor every N epochs (0: only at the last epoch).")
-    parser.add_argument("--monitor_size", type=int, default=0,
-                        help="PID runs: images of the PIDMonitor batch (0: off, saves time).")
-    parser.add_argument("--eval_train_subset", type=int, default=None,
-                        help="Linear eval: first N training images (default: --train_subset).")
-    parser.add_argument("--eval_test_subset", type=int, default=10000,
-                        help="Linear eval: first N test images (0: all 10,000).")
+    parser.add_argument(
+        "--train_subset",
+        type=int,
+        default=10000,
+        help="Pretrain on the first N training images (0: all 60,000).",
+    )
+    parser.add_argument(
+        "--probe_subset",
+        type=int,
+        default=2000,
+        help="Images of the online probe's / kNN's train and test subsets.",
+    )
+    parser.add_argument(
+        "--knn_every",
+        type=int,
+        default=0,
+        help="kNN monitor every N epochs (0: only at the last epoch).",
+    )
+    parser.add_argument(
+        "--monitor_size",
+        type=int,
+        default=0,
+        help="PID runs: images of the PIDMonitor batch (0: off, saves time).",
+    )
+    parser.add_argument(
+        "--eval_train_subset",
+        type=int,
+        default=None,
+        help="Linear eval: first N training images (default: --train_subset).",
+    )
+    parser.add_argument(
+        "--eval_test_subset",
+        type=int,
+        default=10000,
+        help="Linear eval: first N test images (0: all 10,000).",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="Seeds 0..N-1 per method.")
-    parser.add_argument("--runs_dir", default=os.path.join(_common.REPO_ROOT, "runs", "benchmarks"),
-                        help="Where runs (checkpoints, summaries) go; git-ignored.")
+    parser.add_argument(
+        "--runs_dir",
+        default=os.path.join(_common.REPO_ROOT, "runs", "benchmarks"),
+        help="Where runs (checkpoints, summaries) go; git-ignored.",
+    )
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity.")
     return parser
 
@@ -144,8 +188,10 @@ def _linear_eval(backbone_path, config):
     import keras_pid_ssl as kps
 
     return kps.evaluation.linear_eval(
-        backbone_path, "fashion_mnist",
-        train_subset=config["eval_train_subset"], test_subset=config["eval_test_subset"],
+        backbone_path,
+        "fashion_mnist",
+        train_subset=config["eval_train_subset"],
+        test_subset=config["eval_test_subset"],
     )
 
 
@@ -232,9 +278,15 @@ def evaluate_floor(floor, seed, args):
     path = os.path.join(run_dir, "backbone.keras")
     encoder.save(path)
     linear = _linear_eval(path, config)
-    result = {"config": config, "method": floor, "tag": floor, "seed": seed,
-              "top1": linear["top1"], "top5": linear["top5"],
-              "linear_eval_s": linear["wall_time_s"]}
+    result = {
+        "config": config,
+        "method": floor,
+        "tag": floor,
+        "seed": seed,
+        "top1": linear["top1"],
+        "top5": linear["top5"],
+        "linear_eval_s": linear["wall_time_s"],
+    }
     _save(run_dir, result)
     return result
 
@@ -252,20 +304,29 @@ def summary_rows(results, tags, labels=None):
         if not runs:
             continue
         minutes = [r["pretrain_s"] / 60 for r in runs if "pretrain_s" in r]
-        rows.append([
-            (labels or LABELS).get(tag, tag),
-            _pct([r["top1"] for r in runs]),
-            _pct([r["top5"] for r in runs]),
-            _pct([r.get("probe_accuracy") for r in runs]),
-            _pct([r.get("knn_accuracy") for r in runs]),
-            len(runs),
-            f"{_common.mean_std(minutes)[0]:.1f}" if minutes else "-",
-        ])
+        rows.append(
+            [
+                (labels or LABELS).get(tag, tag),
+                _pct([r["top1"] for r in runs]),
+                _pct([r["top5"] for r in runs]),
+                _pct([r.get("probe_accuracy") for r in runs]),
+                _pct([r.get("knn_accuracy") for r in runs]),
+                len(runs),
+                f"{_common.mean_std(minutes)[0]:.1f}" if minutes else "-",
+            ]
+        )
     return rows
 
 
-SUMMARY_HEADER = ["method", "linear top-1 %", "linear top-5 %", "online probe top-1 % (last epoch)",
-                  "kNN top-1 % (last epoch)", "seeds", "pretrain min/run"]
+SUMMARY_HEADER = [
+    "method",
+    "linear top-1 %",
+    "linear top-5 %",
+    "online probe top-1 % (last epoch)",
+    "kNN top-1 % (last epoch)",
+    "seeds",
+    "pretrain min/run",
+]
 
 
 def per_seed_rows(results, tags, labels=None):
@@ -274,9 +335,15 @@ def per_seed_rows(results, tags, labels=None):
         for r in sorted((r for r in results if r["tag"] == tag), key=lambda r: r["seed"]):
             probe = r.get("probe_accuracy")
             knn = r.get("knn_accuracy")
-            rows.append([(labels or LABELS).get(tag, tag), r["seed"], f"{100 * r['top1']:.2f}",
-                         "-" if probe is None else f"{100 * probe:.2f}",
-                         "-" if knn is None else f"{100 * knn:.2f}"])
+            rows.append(
+                [
+                    (labels or LABELS).get(tag, tag),
+                    r["seed"],
+                    f"{100 * r['top1']:.2f}",
+                    "-" if probe is None else f"{100 * probe:.2f}",
+                    "-" if knn is None else f"{100 * knn:.2f}",
+                ]
+            )
     return rows
 
 
@@ -298,10 +365,21 @@ def plot_probe_curves(results, tags, path, labels=None):
         if not curves:
             continue
         epochs = sorted(set.intersection(*[{row["epoch"] for row in c} for c in curves]))
-        values = np.array([[next(row["probe_accuracy"] for row in c if row["epoch"] == e)
-                            for e in epochs] for c in curves]) * 100
-        line, = ax.plot(epochs, values.mean(0), marker="o",
-                        label=f"{(labels or LABELS).get(tag, tag)} (n={len(curves)})")
+        values = (
+            np.array(
+                [
+                    [next(row["probe_accuracy"] for row in c if row["epoch"] == e) for e in epochs]
+                    for c in curves
+                ]
+            )
+            * 100
+        )
+        (line,) = ax.plot(
+            epochs,
+            values.mean(0),
+            marker="o",
+            label=f"{(labels or LABELS).get(tag, tag)} (n={len(curves)})",
+        )
         if len(curves) > 1:
             ax.fill_between(epochs, values.min(0), values.max(0), alpha=0.2, color=line.get_color())
     ax.set_xlabel("epoch")
@@ -323,51 +401,59 @@ def _run_minutes(results):
 def write_report(results, args, info, started, path_md, path_json, path_png, methods, floors):
     tags = list(methods) + list(floors)
     plot_probe_curves(results, methods, path_png)
-    text = "\n".join([
-        "# Fashion-MNIST linear evaluation: PID vs Barlow Twins vs VICReg",
-        "",
-        _common.machine_line(info),
-        f"Compute time of the runs: {_run_minutes(results):.1f} min (pretraining + linear "
-        f"evaluation, summed); this invocation: {(time.time() - started) / 60:.1f} min (finished "
-        "runs of an earlier invocation are reused).",
-        "",
-        f"Command: `{_common.command_line()}`",
-        "",
-        budget_text(args),
-        "",
-        "Mean ± sample standard deviation over seeds. `linear top-1` is the headline "
-        "(`kps.evaluation.linear_eval`); the online probe and kNN columns are the pretraining "
-        "monitors at the last epoch (smaller subsets, see above). The floors use the same linear "
-        "evaluation; `raw pixels` is deterministic (one run). This is a short budget on a shared "
-        "2-core CPU: it ranks the methods at this budget only, not at convergence.",
-        "",
-        _common.markdown_table(SUMMARY_HEADER, summary_rows(results, tags)),
-        "",
-        "Per seed:",
-        "",
-        _common.markdown_table(["method", "seed", "linear top-1 %", "probe top-1 %", "kNN top-1 %"],
-                               per_seed_rows(results, tags)),
-        "",
-        f"![online probe vs epoch]({os.path.basename(path_png)})",
-        "",
-        "The online probe (`kps.callbacks.OnlineLinearProbe`: a linear layer trained a few "
-        "passes per epoch on the probe subset) is a trend monitor; it sits well below the "
-        "linear evaluation, which fits logistic regression to convergence on all evaluation "
-        "features.",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# Fashion-MNIST linear evaluation: PID vs Barlow Twins vs VICReg",
+            "",
+            _common.machine_line(info),
+            f"Compute time of the runs: {_run_minutes(results):.1f} min (pretraining + linear "
+            f"evaluation, summed); this invocation: {(time.time() - started) / 60:.1f} min (finished "
+            "runs of an earlier invocation are reused).",
+            "",
+            f"Command: `{_common.command_line()}`",
+            "",
+            budget_text(args),
+            "",
+            "Mean ± sample standard deviation over seeds. `linear top-1` is the headline "
+            "(`kps.evaluation.linear_eval`); the online probe and kNN columns are the pretraining "
+            "monitors at the last epoch (smaller subsets, see above). The floors use the same linear "
+            "evaluation; `raw pixels` is deterministic (one run). This is a short budget on a shared "
+            "2-core CPU: it ranks the methods at this budget only, not at convergence.",
+            "",
+            _common.markdown_table(SUMMARY_HEADER, summary_rows(results, tags)),
+            "",
+            "Per seed:",
+            "",
+            _common.markdown_table(
+                ["method", "seed", "linear top-1 %", "probe top-1 %", "kNN top-1 %"],
+                per_seed_rows(results, tags),
+            ),
+            "",
+            f"![online probe vs epoch]({os.path.basename(path_png)})",
+            "",
+            "The online probe (`kps.callbacks.OnlineLinearProbe`: a linear layer trained a few "
+            "passes per epoch on the probe subset) is a trend monitor; it sits well below the "
+            "linear evaluation, which fits logistic regression to convergence on all evaluation "
+            "features.",
+            "",
+        ]
+    )
     _common.write_text(path_md, text)
     slim = [{k: v for k, v in r.items()} for r in results]
-    _common.write_text(path_json, json.dumps({"machine": info, "budget": budget(args),
-                                              "runs": slim}, indent=1))
+    _common.write_text(
+        path_json, json.dumps({"machine": info, "budget": budget(args), "runs": slim}, indent=1)
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_budget_flags(parser)
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--floors", default=",".join(FLOORS),
-                        help="Comma list of random_init, raw_pixels (empty: none).")
+    parser.add_argument(
+        "--floors",
+        default=",".join(FLOORS),
+        help="Comma list of random_init, raw_pixels (empty: none).",
+    )
     parser.add_argument("--output", default=os.path.join(_common.RESULTS_DIR, "fashion_mnist.md"))
     args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
@@ -387,8 +473,17 @@ def main(argv=None):
     def record(result):
         results.append(result)
         _common.emit({k: v for k, v in result.items() if k not in ("config", "probe_history")})
-        write_report(results, args, info, started, args.output, stem + ".json",
-                     stem + "_probe.png", methods, floors)
+        write_report(
+            results,
+            args,
+            info,
+            started,
+            args.output,
+            stem + ".json",
+            stem + "_probe.png",
+            methods,
+            floors,
+        )
 
     if "raw_pixels" in floors:
         record(evaluate_floor("raw_pixels", 0, args))

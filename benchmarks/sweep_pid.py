@@ -53,8 +53,10 @@ SETTINGS = {
     "nats": ({"units": "nats"}, "PID terms in nats instead of R^2 units"),
     "ema_0.99": ({"target_momentum": 0.99}, "EMA target network"),
     "weak_target": ({"target_view": "weak"}, "flip-augmented target view"),
-    "no_protocol": ({"pid_warmup_epochs": 0, "pid_transition_epochs": 0},
-                    "PID terms from the first step"),
+    "no_protocol": (
+        {"pid_warmup_epochs": 0, "pid_transition_epochs": 0},
+        "PID terms from the first step",
+    ),
     "long_warmup": ({"pid_warmup_epochs": "40%"}, "longer plain-base warm-up (40% of epochs)"),
 }
 REFERENCE = "barlow_twins"
@@ -92,15 +94,31 @@ def write_report(results, reference, names, args, info, started, path_md, path_j
         mean, std = _common.mean_std([r["top1"] for r in runs])
         knn = _common.mean_std([r.get("knn_accuracy") for r in runs])
         delta = "" if ref_mean is None else f"{100 * (mean - ref_mean):+.2f}"
-        rows.append([name, _describe(runs[0]["overrides"]), f"{100 * mean:.2f} ± {100 * std:.2f}",
-                     f"{100 * knn[0]:.2f} ± {100 * knn[1]:.2f}", delta, len(runs)])
+        rows.append(
+            [
+                name,
+                _describe(runs[0]["overrides"]),
+                f"{100 * mean:.2f} ± {100 * std:.2f}",
+                f"{100 * knn[0]:.2f} ± {100 * knn[1]:.2f}",
+                delta,
+                len(runs),
+            ]
+        )
         if best is None or mean > best[1]:
             best = (name, mean)
     if reference:
         mean, std = _common.mean_std([r["top1"] for r in reference])
         knn = _common.mean_std([r.get("knn_accuracy") for r in reference])
-        rows.append([f"reference: {REFERENCE}", "-", f"{100 * mean:.2f} ± {100 * std:.2f}",
-                     f"{100 * knn[0]:.2f} ± {100 * knn[1]:.2f}", "+0.00", len(reference)])
+        rows.append(
+            [
+                f"reference: {REFERENCE}",
+                "-",
+                f"{100 * mean:.2f} ± {100 * std:.2f}",
+                f"{100 * knn[0]:.2f} ± {100 * knn[1]:.2f}",
+                "+0.00",
+                len(reference),
+            ]
+        )
     lines = [
         "# PID sweep on Fashion-MNIST",
         "",
@@ -116,31 +134,55 @@ def write_report(results, reference, names, args, info, started, path_md, path_j
         "warm-up and transition of round(0.1 x epochs) epochs). Mean ± sample std over seeds; "
         f"delta: difference of mean linear top-1 to {REFERENCE} at the same budget and seeds.",
         "",
-        _common.markdown_table(["setting", "overrides", "linear top-1 %", "kNN top-1 % (last epoch)",
-                                f"delta vs {REFERENCE} (pts)", "seeds"], rows),
+        _common.markdown_table(
+            [
+                "setting",
+                "overrides",
+                "linear top-1 %",
+                "kNN top-1 % (last epoch)",
+                f"delta vs {REFERENCE} (pts)",
+                "seeds",
+            ],
+            rows,
+        ),
         "",
     ]
     if best is not None:
-        verdict = ("" if ref_mean is None else
-                   (" It beats" if best[1] > ref_mean else " It does not beat") +
-                   f" {REFERENCE} ({100 * ref_mean:.2f}%) at this budget; differences below about "
-                   "two standard deviations are not evidence.")
+        verdict = (
+            ""
+            if ref_mean is None
+            else (" It beats" if best[1] > ref_mean else " It does not beat")
+            + f" {REFERENCE} ({100 * ref_mean:.2f}%) at this budget; differences below about "
+            "two standard deviations are not evidence."
+        )
         lines += [f"Best setting here: `{best[0]}` ({100 * best[1]:.2f}%).{verdict}", ""]
     _common.write_text(path_md, "\n".join(lines))
-    _common.write_text(path_json, json.dumps(
-        {"machine": info, "budget": quality.budget(args),
-         "runs": [{k: v for k, v in r.items() if k != "probe_history"}
-                  for r in results + reference]}, indent=1))
+    _common.write_text(
+        path_json,
+        json.dumps(
+            {
+                "machine": info,
+                "budget": quality.budget(args),
+                "runs": [
+                    {k: v for k, v in r.items() if k != "probe_history"}
+                    for r in results + reference
+                ],
+            },
+            indent=1,
+        ),
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     quality.add_budget_flags(parser)
     parser.set_defaults(seeds=2)
-    parser.add_argument("--settings", default=",".join(SETTINGS),
-                        help="Comma list of: " + ", ".join(SETTINGS))
-    parser.add_argument("--no_reference", action="store_true",
-                        help=f"Skip the {REFERENCE} reference runs.")
+    parser.add_argument(
+        "--settings", default=",".join(SETTINGS), help="Comma list of: " + ", ".join(SETTINGS)
+    )
+    parser.add_argument(
+        "--no_reference", action="store_true", help=f"Skip the {REFERENCE} reference runs."
+    )
     parser.add_argument("--output", default=os.path.join(_common.RESULTS_DIR, "sweep_pid.md"))
     args = parser.parse_args(argv)
     names = [n for n in args.settings.split(",") if n]
@@ -160,10 +202,12 @@ def main(argv=None):
             reference[-1] = {**reference[-1], "setting": f"reference: {REFERENCE}", "overrides": {}}
         for name in names:
             results.append(run_setting(name, seed, args))
-            _common.emit({k: v for k, v in results[-1].items()
-                          if k not in ("config", "probe_history")})
-            write_report(results, reference, names, args, info, started, args.output,
-                         stem + ".json")
+            _common.emit(
+                {k: v for k, v in results[-1].items() if k not in ("config", "probe_history")}
+            )
+            write_report(
+                results, reference, names, args, info, started, args.output, stem + ".json"
+            )
 
 
 if __name__ == "__main__":

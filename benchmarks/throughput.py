@@ -37,9 +37,8 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 import _common
+import numpy as np
 
 METHODS = ("barlow_twins", "vicreg", "pid", "pid_no_ratio")
 LOSS_METHODS = ("barlow_twins", "vicreg", "pid")
@@ -47,18 +46,28 @@ LOSS_METHODS = ("barlow_twins", "vicreg", "pid")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", default="resnet18",
-                        choices=("resnet18", "resnet34", "resnet50", "small_convnet"))
+    parser.add_argument(
+        "--backbone",
+        default="resnet18",
+        choices=("resnet18", "resnet34", "resnet50", "small_convnet"),
+    )
     parser.add_argument("--batch", type=int, default=256, help="Images per step (pairs).")
     parser.add_argument("--projector", default="2048,2048,2048", help="Projector widths.")
     parser.add_argument("--image_size", type=int, default=32)
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--optimizer", default="lars", choices=("lars", "sgd", "adamw"))
-    parser.add_argument("--methods", default="barlow_twins,vicreg,pid",
-                        help="Comma list of " + ", ".join(METHODS) + " ('pid_no_ratio' is PID "
-                        "without the diagnostic gradient-ratio metric).")
-    parser.add_argument("--jit", default="both", choices=("both", "on", "off"),
-                        help="jit_compile settings to measure.")
+    parser.add_argument(
+        "--methods",
+        default="barlow_twins,vicreg,pid",
+        help="Comma list of " + ", ".join(METHODS) + " ('pid_no_ratio' is PID "
+        "without the diagnostic gradient-ratio metric).",
+    )
+    parser.add_argument(
+        "--jit",
+        default="both",
+        choices=("both", "on", "off"),
+        help="jit_compile settings to measure.",
+    )
     parser.add_argument("--warmup", type=int, default=2, help="Discarded steps (compilation).")
     parser.add_argument("--steps", type=int, default=10, help="Timed steps.")
     parser.add_argument("--skip_steps", action="store_true", help="Only the loss-cost sweep.")
@@ -67,17 +76,31 @@ def parse_args(argv=None):
     parser.add_argument("--loss_batch", type=int, default=256)
     parser.add_argument("--loss_methods", default="barlow_twins,pid")
     parser.add_argument("--loss_reps", type=int, default=5)
-    parser.add_argument("--mode", default="isolated", choices=("isolated", "interleaved"),
-                        help="isolated: one process per method and jit setting (peak RSS per "
-                        "row); interleaved: one process per jit setting that alternates the "
-                        "methods' steps round-robin, so load from other processes hits every "
-                        "method alike (better ratios on a shared machine; RSS is per process).")
-    parser.add_argument("--timeout", type=int, default=1800,
-                        help="Seconds per training-step configuration (subprocess).")
-    parser.add_argument("--output", default=None,
-                        help="Markdown file (default results/throughput_<backend>_<backbone>_b<batch>.md).")
-    parser.add_argument("--loss_output", default=None,
-                        help="Markdown file (default results/loss_cost_<backend>.md).")
+    parser.add_argument(
+        "--mode",
+        default="isolated",
+        choices=("isolated", "interleaved"),
+        help="isolated: one process per method and jit setting (peak RSS per "
+        "row); interleaved: one process per jit setting that alternates the "
+        "methods' steps round-robin, so load from other processes hits every "
+        "method alike (better ratios on a shared machine; RSS is per process).",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=1800,
+        help="Seconds per training-step configuration (subprocess).",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="Markdown file (default results/throughput_<backend>_<backbone>_b<batch>.md).",
+    )
+    parser.add_argument(
+        "--loss_output",
+        default=None,
+        help="Markdown file (default results/loss_cost_<backend>.md).",
+    )
     parser.add_argument("--single", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -89,8 +112,15 @@ def _dims(text):
 # ---------------------------------------------------------------- training step
 
 
-def build_model(method, backbone, projector_dims, image_shape, optimizer="lars", jit_compile=False,
-                total_steps=1000):
+def build_model(
+    method,
+    backbone,
+    projector_dims,
+    image_shape,
+    optimizer="lars",
+    jit_compile=False,
+    total_steps=1000,
+):
     """The recipe's model for `method`, compiled as `kps.training.pretrain` does."""
     import keras_pid_ssl as kps
 
@@ -135,8 +165,9 @@ def measure_step(method, jit_compile, args):
 
     image_shape = (args.image_size, args.image_size, args.channels)
     keras.utils.set_random_seed(0)
-    model = build_model(method, args.backbone, _dims(args.projector), image_shape,
-                        args.optimizer, jit_compile)
+    model = build_model(
+        method, args.backbone, _dims(args.projector), image_shape, args.optimizer, jit_compile
+    )
     views = random_views(method, args.batch, image_shape)
     rss_before = _common.current_rss_mib()
     warm, timed = time_train_steps(model, views, args.steps, args.warmup)
@@ -170,8 +201,9 @@ def measure_interleaved(methods, jit_compile, args):
     runs = []
     for method in methods:
         keras.utils.set_random_seed(0)
-        model = build_model(method, args.backbone, _dims(args.projector), image_shape,
-                            args.optimizer, jit_compile)
+        model = build_model(
+            method, args.backbone, _dims(args.projector), image_shape, args.optimizer, jit_compile
+        )
         views = random_views(method, args.batch, image_shape)
         warm, _ = time_train_steps(model, views, 0, max(args.warmup, 1))
         runs.append((method, model, views, warm, []))
@@ -181,16 +213,28 @@ def measure_interleaved(methods, jit_compile, args):
     records = []
     for method, model, _, warm, timed in runs:
         step = _common.median(timed)
-        records.append({
-            "benchmark": "train_step", "mode": "interleaved", "backend": keras.backend.backend(),
-            "method": method, "backbone": args.backbone, "batch": args.batch,
-            "projector": args.projector, "image_shape": list(image_shape),
-            "jit_compile": jit_compile, "params": int(model.count_params()),
-            "median_step_s": step, "min_step_s": min(timed), "max_step_s": max(timed),
-            "first_step_s": warm[0], "pairs_per_s": args.batch / step,
-            "rss_before_steps_mib": None, "peak_rss_mib": _common.max_rss_mib(),
-            "timed_steps": len(timed),
-        })
+        records.append(
+            {
+                "benchmark": "train_step",
+                "mode": "interleaved",
+                "backend": keras.backend.backend(),
+                "method": method,
+                "backbone": args.backbone,
+                "batch": args.batch,
+                "projector": args.projector,
+                "image_shape": list(image_shape),
+                "jit_compile": jit_compile,
+                "params": int(model.count_params()),
+                "median_step_s": step,
+                "min_step_s": min(timed),
+                "max_step_s": max(timed),
+                "first_step_s": warm[0],
+                "pairs_per_s": args.batch / step,
+                "rss_before_steps_mib": None,
+                "peak_rss_mib": _common.max_rss_mib(),
+                "timed_steps": len(timed),
+            }
+        )
     return records
 
 
@@ -222,50 +266,89 @@ def _mib(value):
 
 
 def step_table(records, info, args):
-    header = ["method", "jit_compile", "pairs/s", "median step (s)", "min-max step (s)",
-              "first step (s)", "RSS before (MiB)", "peak RSS (MiB)", "params"]
+    header = [
+        "method",
+        "jit_compile",
+        "pairs/s",
+        "median step (s)",
+        "min-max step (s)",
+        "first step (s)",
+        "RSS before (MiB)",
+        "peak RSS (MiB)",
+        "params",
+    ]
     rows = []
-    base = {r["jit_compile"]: r for r in records if r.get("method") == "barlow_twins" and "error" not in r}
+    base = {
+        r["jit_compile"]: r
+        for r in records
+        if r.get("method") == "barlow_twins" and "error" not in r
+    }
     for r in records:
         if "error" in r:
-            rows.append([r["method"], r["jit_compile"], "failed: " + r["error"][:120], "", "", "", "", "", ""])
+            rows.append(
+                [
+                    r["method"],
+                    r["jit_compile"],
+                    "failed: " + r["error"][:120],
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
             continue
         rel = ""
         if r["jit_compile"] in base and r["method"] != "barlow_twins":
             bt = base[r["jit_compile"]]
-            rel = (f" ({r['pairs_per_s'] / bt['pairs_per_s']:.2f}x BT; min step: "
-                   f"{bt['min_step_s'] / r['min_step_s']:.2f}x)")
-        rows.append([
-            r["method"], r["jit_compile"], f"{r['pairs_per_s']:.1f}{rel}", f"{r['median_step_s']:.3f}",
-            f"{r['min_step_s']:.3f}-{r['max_step_s']:.3f}", f"{r['first_step_s']:.1f}",
-            _mib(r["rss_before_steps_mib"]), _mib(r["peak_rss_mib"]), f"{r['params']:,}",
-        ])
-    return "\n".join([
-        f"# Pretraining throughput: {args.backbone}, projector {args.projector}, batch {args.batch}, "
-        f"{args.image_size}x{args.image_size}x{args.channels}, {args.optimizer}",
-        "",
-        _common.machine_line(info),
-        "",
-        f"Command: `{_common.command_line()}`",
-        "",
-        f"Median of {args.steps} `train_on_batch` steps after {args.warmup} discarded warm-up steps, "
-        "random views (no input pipeline). A pair is one image's two views; PID also runs a "
-        "stop-gradient forward pass on the target view, and `pid` (default "
-        "`track_gradient_ratio=True`) differentiates the loss twice more for its "
-        "`pid_grad_ratio` metric (`pid_no_ratio` turns that off). "
-        + ("One fresh process per row. RSS: host resident memory (MiB) just before the first "
-           "step and the process's peak (`ru_maxrss`) after the timed steps. "
-           if args.mode == "isolated" else
-           "Interleaved: one process per jit setting builds every method and alternates their "
-           "steps round-robin, so other processes' load hits all methods alike; peak RSS is "
-           "that whole process's. ")
-        + "The machine is shared, so absolute numbers are noisy; compare rows of one run. "
-        "`x BT`: throughput relative to Barlow Twins at the same jit setting, from the median "
-        "step and from the fastest (least disturbed) step.",
-        "",
-        _common.markdown_table(header, rows),
-        "",
-    ])
+            rel = (
+                f" ({r['pairs_per_s'] / bt['pairs_per_s']:.2f}x BT; min step: "
+                f"{bt['min_step_s'] / r['min_step_s']:.2f}x)"
+            )
+        rows.append(
+            [
+                r["method"],
+                r["jit_compile"],
+                f"{r['pairs_per_s']:.1f}{rel}",
+                f"{r['median_step_s']:.3f}",
+                f"{r['min_step_s']:.3f}-{r['max_step_s']:.3f}",
+                f"{r['first_step_s']:.1f}",
+                _mib(r["rss_before_steps_mib"]),
+                _mib(r["peak_rss_mib"]),
+                f"{r['params']:,}",
+            ]
+        )
+    return "\n".join(
+        [
+            f"# Pretraining throughput: {args.backbone}, projector {args.projector}, batch {args.batch}, "
+            f"{args.image_size}x{args.image_size}x{args.channels}, {args.optimizer}",
+            "",
+            _common.machine_line(info),
+            "",
+            f"Command: `{_common.command_line()}`",
+            "",
+            f"Median of {args.steps} `train_on_batch` steps after {args.warmup} discarded warm-up steps, "
+            "random views (no input pipeline). A pair is one image's two views; PID also runs a "
+            "stop-gradient forward pass on the target view, and `pid` (default "
+            "`track_gradient_ratio=True`) differentiates the loss twice more for its "
+            "`pid_grad_ratio` metric (`pid_no_ratio` turns that off). "
+            + (
+                "One fresh process per row. RSS: host resident memory (MiB) just before the first "
+                "step and the process's peak (`ru_maxrss`) after the timed steps. "
+                if args.mode == "isolated"
+                else "Interleaved: one process per jit setting builds every method and alternates their "
+                "steps round-robin, so other processes' load hits all methods alike; peak RSS is "
+                "that whole process's. "
+            )
+            + "The machine is shared, so absolute numbers are noisy; compare rows of one run. "
+            "`x BT`: throughput relative to Barlow Twins at the same jit setting, from the median "
+            "step and from the fastest (least disturbed) step.",
+            "",
+            _common.markdown_table(header, rows),
+            "",
+        ]
+    )
 
 
 # ------------------------------------------------------------------- loss alone
@@ -289,9 +372,11 @@ def loss_gradient_fn(method, target, jit):
 
     loss = make_loss(method)
     if method == "pid":
+
         def value(z):
             return loss(z[0], z[1], target)
     else:
+
         def value(z):
             return loss(z[0], z[1])
 
@@ -336,18 +421,21 @@ def measure_losses(methods, dim, batch, reps, jit):
             start = time.perf_counter()
             _sync(fns[method](z))
             times[method].append(time.perf_counter() - start)
-    return [{
-        "benchmark": "loss_forward_backward",
-        "backend": keras.backend.backend(),
-        "method": method,
-        "dim": dim,
-        "batch": batch,
-        "compiled": jit,
-        "median_ms": 1e3 * _common.median(times[method]),
-        "min_ms": 1e3 * min(times[method]),
-        "first_call_ms": 1e3 * first[method],
-        "reps": reps,
-    } for method in methods]
+    return [
+        {
+            "benchmark": "loss_forward_backward",
+            "backend": keras.backend.backend(),
+            "method": method,
+            "dim": dim,
+            "batch": batch,
+            "compiled": jit,
+            "median_ms": 1e3 * _common.median(times[method]),
+            "min_ms": 1e3 * min(times[method]),
+            "first_call_ms": 1e3 * first[method],
+            "reps": reps,
+        }
+        for method in methods
+    ]
 
 
 def loss_table(records, info, args, compiled):
@@ -358,31 +446,37 @@ def loss_table(records, info, args, compiled):
         header += [f"{m} / barlow_twins (min)" for m in methods if m != "barlow_twins"]
     rows = []
     for dim in _dims(args.loss_dims):
-        row = [dim] + [f"{by_key[(m, dim)]['median_ms']:.2f} ({by_key[(m, dim)]['min_ms']:.2f})"
-                       for m in methods]
+        row = [dim] + [
+            f"{by_key[(m, dim)]['median_ms']:.2f} ({by_key[(m, dim)]['min_ms']:.2f})"
+            for m in methods
+        ]
         if "barlow_twins" in methods:
             bt = by_key[("barlow_twins", dim)]["min_ms"]
-            row += [f"{by_key[(m, dim)]['min_ms'] / bt:.2f}" for m in methods if m != "barlow_twins"]
+            row += [
+                f"{by_key[(m, dim)]['min_ms'] / bt:.2f}" for m in methods if m != "barlow_twins"
+            ]
         rows.append(row)
-    return "\n".join([
-        f"# Loss alone, forward + backward, batch N={args.loss_batch}",
-        "",
-        _common.machine_line(info),
-        "",
-        f"Command: `{_common.command_line()}`",
-        "",
-        f"Gradient of the loss with respect to both views' embeddings (N, D) "
-        f"({'compiled: ' + ('XLA tf.function' if info['backend'] == 'tensorflow' else 'jax.jit') if compiled else 'eager'}), "
-        f"median of {args.loss_reps} calls per method after one warm-up call, the methods' calls "
-        "alternating (round-robin) so that load from other processes hits all alike. "
-        "Ratios use the minimum (the least disturbed call). `pid` is `PIDLoss()` "
-        "(the preset's coefficients, Barlow Twins base, diagonal estimator): its PID terms cost "
-        "O(N D) on top of the base's O(N D^2) cross-correlation. Inside `PIDModel` the default "
-        "`track_gradient_ratio=True` differentiates the loss twice more per step (a metric).",
-        "",
-        _common.markdown_table(header, rows),
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# Loss alone, forward + backward, batch N={args.loss_batch}",
+            "",
+            _common.machine_line(info),
+            "",
+            f"Command: `{_common.command_line()}`",
+            "",
+            f"Gradient of the loss with respect to both views' embeddings (N, D) "
+            f"({'compiled: ' + ('XLA tf.function' if info['backend'] == 'tensorflow' else 'jax.jit') if compiled else 'eager'}), "
+            f"median of {args.loss_reps} calls per method after one warm-up call, the methods' calls "
+            "alternating (round-robin) so that load from other processes hits all alike. "
+            "Ratios use the minimum (the least disturbed call). `pid` is `PIDLoss()` "
+            "(the preset's coefficients, Barlow Twins base, diagonal estimator): its PID terms cost "
+            "O(N D) on top of the base's O(N D^2) cross-correlation. Inside `PIDModel` the default "
+            "`track_gradient_ratio=True` differentiates the loss twice more per step (a metric).",
+            "",
+            _common.markdown_table(header, rows),
+            "",
+        ]
+    )
 
 
 # ------------------------------------------------------------------------- main
@@ -421,7 +515,8 @@ def main(argv=None):
                     records.append(record)
         records.sort(key=lambda r: (methods.index(r["method"]), r["jit_compile"]))
         output = args.output or os.path.join(
-            _common.RESULTS_DIR, f"throughput_{backend}_{args.backbone}_b{args.batch}.md")
+            _common.RESULTS_DIR, f"throughput_{backend}_{args.backbone}_b{args.batch}.md"
+        )
         _common.write_text(output, step_table(records, info, args))
     if not args.skip_loss:
         compiled = backend in ("tensorflow", "jax")
@@ -431,8 +526,9 @@ def main(argv=None):
             if method not in LOSS_METHODS:
                 raise ValueError(f"--loss_methods: unknown {method!r}; expected {LOSS_METHODS}")
         for dim in _dims(args.loss_dims):
-            for record in measure_losses(loss_methods, dim, args.loss_batch, args.loss_reps,
-                                         compiled):
+            for record in measure_losses(
+                loss_methods, dim, args.loss_batch, args.loss_reps, compiled
+            ):
                 _common.emit(record)
                 records.append(record)
         output = args.loss_output or os.path.join(_common.RESULTS_DIR, f"loss_cost_{backend}.md")

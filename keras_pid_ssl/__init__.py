@@ -15,9 +15,9 @@ from keras_pid_ssl import heads
 from keras_pid_ssl import information
 from keras_pid_ssl import losses
 from keras_pid_ssl import models
+from keras_pid_ssl import optimizers
 from keras_pid_ssl import presets
 from keras_pid_ssl import training
-from keras_pid_ssl import optimizers
 from keras_pid_ssl.export import export_backbone
 from keras_pid_ssl.models import PIDModel
 from keras_pid_ssl.models import SSLModel

@@ -264,8 +264,13 @@ def finetune(
         metrics=["accuracy"],
     )
     train = data_lib.labeled_dataset(
-        x_train, y_train, batch_size=batch_size, augment="crop_flip", shuffle=True,
-        drop_remainder=True, seed=seed,
+        x_train,
+        y_train,
+        batch_size=batch_size,
+        augment="crop_flip",
+        shuffle=True,
+        drop_remainder=True,
+        seed=seed,
     )
     history = classifier.fit(train, epochs=epochs, verbose=verbose)
     logits = classifier.predict(

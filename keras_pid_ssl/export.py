@@ -102,9 +102,7 @@ def export_backbone(
     ```
     """
     if format not in FORMATS:
-        raise ValueError(
-            f"`format` must be one of {FORMATS}. Received: format={format!r}"
-        )
+        raise ValueError(f"`format` must be one of {FORMATS}. Received: format={format!r}")
     path = os.fspath(path)
     encoder = _resolve_encoder(model_or_encoder)
     image_shape = _resolve_image_shape(encoder, input_shape)

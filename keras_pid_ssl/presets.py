@@ -31,7 +31,9 @@ def _projector(dims, output_use_bias, synchronized_bn=False):
     )
 
 
-def barlow_twins(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, synchronized_bn=False, **loss_kwargs):
+def barlow_twins(
+    encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, synchronized_bn=False, **loss_kwargs
+):
     """A Barlow Twins `SSLModel` (loss kwargs as in `BarlowTwinsLoss`).
 
     `synchronized_bn=True` builds the projector's batch norms synchronised

@@ -67,7 +67,7 @@ def build_backbone(name, input_shape, synchronized_bn=False):
         return backbones_lib.SmallConvNet(input_shape=input_shape, synchronized_bn=synchronized_bn)
     variant = "cifar" if min(input_shape[:2]) < 64 else "imagenet"
     return backbones_lib.ResNet(
-        depth=int(name[len("resnet"):]),
+        depth=int(name[len("resnet") :]),
         variant=variant,
         input_shape=input_shape,
         synchronized_bn=synchronized_bn,
@@ -124,7 +124,9 @@ def _plot_probe_curve(history, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(epochs, [row["probe_accuracy"] for row in history if "probe_accuracy" in row], marker="o")
+    ax.plot(
+        epochs, [row["probe_accuracy"] for row in history if "probe_accuracy" in row], marker="o"
+    )
     ax.set_xlabel("epoch")
     ax.set_ylabel("online linear probe top-1")
     fig.tight_layout()
@@ -168,7 +170,9 @@ def _check_run_arguments(args):
         check_momentum("target_momentum", args["target_momentum"])
     for name in ("pid_warmup_epochs", "pid_transition_epochs"):
         check_int(name, args[name], 0, args["epochs"], allow_none=True)
-    check_choice("mixed_precision", args["mixed_precision"], (None, "mixed_float16", "mixed_bfloat16"))
+    check_choice(
+        "mixed_precision", args["mixed_precision"], (None, "mixed_float16", "mixed_bfloat16")
+    )
     check_int("seed", args["seed"], 0)
     check_int("train_subset", args["train_subset"], args["batch_size"], allow_none=True)
     check_int("probe_subset", args["probe_subset"], 2)
@@ -287,7 +291,9 @@ def pretrain(
     pretrain_split = "unlabeled" if dataset == "stl10" else "train"
     if dataset == "image_folder":
         pretrain_split = None
-    images, labels = data_lib.load(dataset, pretrain_split, data_dir=data_dir, image_size=image_size)
+    images, labels = data_lib.load(
+        dataset, pretrain_split, data_dir=data_dir, image_size=image_size
+    )
     if train_subset is not None:
         if train_subset > len(images):
             raise ValueError(
@@ -312,8 +318,13 @@ def pretrain(
             num_clusters = int(labels.max()) + 1 if labels.min() >= 0 else 100
         # Outside the strategy scope: the labels' tf.Variable stays on the host.
         refresh = callbacks_lib.PseudoLabelRefresh(
-            images, epochs, num_clusters=num_clusters, recluster_every=recluster_every,
-            warmup_epochs=pid_warmup_epochs, seed=seed, verbose=verbose,
+            images,
+            epochs,
+            num_clusters=num_clusters,
+            recluster_every=recluster_every,
+            warmup_epochs=pid_warmup_epochs,
+            seed=seed,
+            verbose=verbose,
         )
         config.update(num_clusters=num_clusters, recluster_every=refresh.recluster_every)
 
@@ -333,15 +344,23 @@ def pretrain(
         kwargs = dict(projector_dims=tuple(projector_dims), synchronized_bn=synchronized_bn)
         if method == "pid":
             kwargs.update(
-                base=base, invariance_weight=invariance_weight, w_joint=w_joint,
-                w_red=w_red, w_syn=w_syn, units=units, target_momentum=target_momentum,
+                base=base,
+                invariance_weight=invariance_weight,
+                w_joint=w_joint,
+                w_red=w_red,
+                w_syn=w_syn,
+                units=units,
+                target_momentum=target_momentum,
             )
         model = presets.get(method, encoder, **kwargs)
         if pseudo_label:
             model = models_lib.PseudoLabelPIDModel.from_pid_model(model, num_clusters)
         model.compile(
             optimizer=build_optimizer(
-                optimizer, peak_lr, weight_decay, epochs * steps_per_epoch,
+                optimizer,
+                peak_lr,
+                weight_decay,
+                epochs * steps_per_epoch,
                 warmup_epochs * steps_per_epoch,
             )
         )
@@ -356,7 +375,9 @@ def pretrain(
             )
         if pseudo_label:
             run_callbacks.append(refresh)
-        backup = callbacks_lib.ResumableBackup(os.path.join(output_dir, "backup"), extra_state=refresh)
+        backup = callbacks_lib.ResumableBackup(
+            os.path.join(output_dir, "backup"), extra_state=refresh
+        )
         run_callbacks.append(backup)
         probe = None
         if labels.min() >= 0 and dataset != "image_folder":
@@ -375,10 +396,13 @@ def pretrain(
             monitor_batch = next(
                 iter(
                     data_lib.ssl_dataset(
-                        images[-monitor_size:], views="pid",
+                        images[-monitor_size:],
+                        views="pid",
                         augment=augment or AUGMENT_FOR_DATASET[dataset],
-                        batch_size=min(monitor_size, len(images)), target_view=target_view,
-                        shuffle=False, seed=seed + 1,
+                        batch_size=min(monitor_size, len(images)),
+                        target_view=target_view,
+                        shuffle=False,
+                        seed=seed + 1,
                     )
                 )
             )

@@ -11,16 +11,24 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("backbone_path", None, "The .keras backbone of a pretraining run.", required=True)
-flags.DEFINE_enum("dataset", "cifar10", ["cifar10", "cifar100", "stl10", "fashion_mnist"], "Dataset.")
+flags.DEFINE_string(
+    "backbone_path", None, "The .keras backbone of a pretraining run.", required=True
+)
+flags.DEFINE_enum(
+    "dataset", "cifar10", ["cifar10", "cifar100", "stl10", "fashion_mnist"], "Dataset."
+)
 flags.DEFINE_string("data_dir", None, "Data folder.")
 flags.DEFINE_string("output_dir", "runs/finetune", "Output folder.")
-flags.DEFINE_float("label_fraction", 1.0, "Fraction of labelled training images (stratified, seeded).")
+flags.DEFINE_float(
+    "label_fraction", 1.0, "Fraction of labelled training images (stratified, seeded)."
+)
 flags.DEFINE_integer("epochs", 30, "Epochs.")
 flags.DEFINE_integer("batch_size", 256, "Batch size.")
 flags.DEFINE_float("lr", 0.05, "Head learning rate (SGD, cosine decay).")
 flags.DEFINE_float("backbone_lr_scale", 0.1, "Backbone learning rate as a fraction of the head's.")
-flags.DEFINE_integer("train_subset", None, "Use only the first N training images (before the fraction).")
+flags.DEFINE_integer(
+    "train_subset", None, "Use only the first N training images (before the fraction)."
+)
 flags.DEFINE_integer("test_subset", None, "Use only the first N test images.")
 flags.DEFINE_integer("seed", 0, "Seed of the labelled subset and training.")
 

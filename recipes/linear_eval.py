@@ -11,9 +11,13 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone_path", None, "SavedModel folder or .keras file.", required=True)
-flags.DEFINE_enum("dataset", "cifar10", ["cifar10", "cifar100", "stl10", "fashion_mnist"], "Dataset.")
+flags.DEFINE_enum(
+    "dataset", "cifar10", ["cifar10", "cifar100", "stl10", "fashion_mnist"], "Dataset."
+)
 flags.DEFINE_string("data_dir", None, "Data folder.")
-flags.DEFINE_string("output_dir", None, "Where to write linear_eval.json (default: next to the backbone).")
+flags.DEFINE_string(
+    "output_dir", None, "Where to write linear_eval.json (default: next to the backbone)."
+)
 flags.DEFINE_integer("train_subset", None, "Use only the first N training images.")
 flags.DEFINE_integer("test_subset", None, "Use only the first N test images.")
 flags.DEFINE_float("regularization", 1.0, "Inverse L2 strength C of the logistic regression.")

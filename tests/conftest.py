@@ -30,9 +30,7 @@ def backend():
 requires_tensorflow = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="TensorFlow-backend feature"
 )
-requires_jax = pytest.mark.skipif(
-    keras.backend.backend() != "jax", reason="JAX-backend feature"
-)
+requires_jax = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX-backend feature")
 
 
 def make_views(n=32, size=8, channels=1, num_views=2, seed=0):
@@ -40,8 +38,7 @@ def make_views(n=32, size=8, channels=1, num_views=2, seed=0):
     rng = np.random.default_rng(seed)
     base = rng.uniform(size=(n, size, size, channels)).astype("float32")
     views = [
-        np.clip(base + 0.1 * rng.normal(size=base.shape), 0, 1).astype("float32")
-        for _ in range(2)
+        np.clip(base + 0.1 * rng.normal(size=base.shape), 0, 1).astype("float32") for _ in range(2)
     ]
     if num_views == 3:
         views.append(base)

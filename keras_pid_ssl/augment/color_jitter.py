@@ -13,9 +13,7 @@ _OPERATIONS = ("brightness", "contrast", "saturation", "hue")
 def _strength(name, value, upper=None):
     if not isinstance(value, numbers.Real) or value < 0 or (upper is not None and value > upper):
         bound = f"[0, {upper}]" if upper is not None else ">= 0"
-        raise ValueError(
-            f"`{name}` must be a number in {bound}. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be a number in {bound}. Received: {name}={value!r}")
     return float(value)
 
 
@@ -172,11 +170,15 @@ class ColorJitter(AugmentationLayer):
             for name in blends:
                 if name == "contrast":
                     partner = ops.numpy.where(
-                        per_image(runs[name]), ops.numpy.mean(gray, axis=(1, 2, 3), keepdims=True), partner
+                        per_image(runs[name]),
+                        ops.numpy.mean(gray, axis=(1, 2, 3), keepdims=True),
+                        partner,
                     )
                 elif name == "saturation":
                     partner = ops.numpy.where(per_image(runs[name]), gray, partner)
-                factor = ops.numpy.where(runs[name], ops.cast(transformation[name], factor.dtype), factor)
+                factor = ops.numpy.where(
+                    runs[name], ops.cast(transformation[name], factor.dtype), factor
+                )
             factor = ops.cast(per_image(factor), images.dtype)
             images = ops.numpy.clip(factor * images + (1.0 - factor) * partner, 0.0, 1.0)
         if "hue" in runs and ops.name != "tensorflow":

@@ -30,16 +30,28 @@ _JITTER_GRAY = dict(brightness=0.4, contrast=0.4, saturation=0.0, hue=0.0)
 # Per-view probabilities: (view 1, view 2).
 RECIPES = {
     "cifar": dict(
-        image_size=32, jitter=_JITTER_RGB, jitter_p=0.8, grayscale_p=0.2,
-        blur_p=(0.0, 0.0), solarize_p=(0.0, 0.2),
+        image_size=32,
+        jitter=_JITTER_RGB,
+        jitter_p=0.8,
+        grayscale_p=0.2,
+        blur_p=(0.0, 0.0),
+        solarize_p=(0.0, 0.2),
     ),
     "imagenet": dict(
-        image_size=224, jitter=_JITTER_RGB, jitter_p=0.8, grayscale_p=0.2,
-        blur_p=(1.0, 0.1), solarize_p=(0.0, 0.2),
+        image_size=224,
+        jitter=_JITTER_RGB,
+        jitter_p=0.8,
+        grayscale_p=0.2,
+        blur_p=(1.0, 0.1),
+        solarize_p=(0.0, 0.2),
     ),
     "grayscale": dict(
-        image_size=28, jitter=_JITTER_GRAY, jitter_p=0.8, grayscale_p=0.0,
-        blur_p=(0.0, 0.0), solarize_p=(0.0, 0.2),
+        image_size=28,
+        jitter=_JITTER_GRAY,
+        jitter_p=0.8,
+        grayscale_p=0.0,
+        blur_p=(0.0, 0.0),
+        solarize_p=(0.0, 0.2),
     ),
 }
 PRESETS = tuple(RECIPES)
@@ -49,8 +61,7 @@ TARGET_VIEWS = ("clean", "weak")
 def _check_preset(name):
     if name not in RECIPES:
         raise ValueError(
-            f"Unknown augmentation preset {name!r}. Available presets: "
-            f"{', '.join(PRESETS)}."
+            f"Unknown augmentation preset {name!r}. Available presets: {', '.join(PRESETS)}."
         )
 
 
@@ -94,13 +105,17 @@ def view_pipeline(name, view=1, image_size=None, crop_scale=(0.08, 1.0), seed=No
     layers = [
         RandomResizedCrop(size, scale=crop_scale, seed=next_seed()),
         keras.layers.RandomFlip("horizontal", seed=next_seed()),
-        RandomApply(ColorJitter(**recipe["jitter"], seed=next_seed()), recipe["jitter_p"], seed=next_seed()),
+        RandomApply(
+            ColorJitter(**recipe["jitter"], seed=next_seed()), recipe["jitter_p"], seed=next_seed()
+        ),
     ]
     if recipe["grayscale_p"] > 0:
         layers.append(keras.layers.RandomGrayscale(recipe["grayscale_p"], seed=next_seed()))
     blur_p = recipe["blur_p"][view - 1]
     if blur_p > 0:
-        layers.append(RandomApply(GaussianBlur(sigma=(0.1, 2.0), seed=next_seed()), blur_p, seed=next_seed()))
+        layers.append(
+            RandomApply(GaussianBlur(sigma=(0.1, 2.0), seed=next_seed()), blur_p, seed=next_seed())
+        )
     solarize_p = recipe["solarize_p"][view - 1]
     if solarize_p > 0:
         layers.append(RandomApply(Solarize(0.5), solarize_p, seed=next_seed()))
@@ -125,9 +140,7 @@ def target_pipeline(kind="clean", image_size=32, seed=None):
     (4, 32, 32, 1)
     """
     if kind not in TARGET_VIEWS:
-        raise ValueError(
-            f"`target_view` must be one of {TARGET_VIEWS}. Received: {kind!r}"
-        )
+        raise ValueError(f"`target_view` must be one of {TARGET_VIEWS}. Received: {kind!r}")
     height, width = _size(image_size)
     layers = [keras.layers.Resizing(height, width, interpolation="bilinear", antialias=True)]
     if kind == "weak":
@@ -158,7 +171,9 @@ def preset(name, image_size=None, target="clean", crop_scale=(0.08, 1.0), seed=N
     """
     _check_preset(name)
     size = _size(RECIPES[name]["image_size"] if image_size is None else image_size)
-    views = [view_pipeline(name, i, image_size=size, crop_scale=crop_scale, seed=seed) for i in (1, 2)]
+    views = [
+        view_pipeline(name, i, image_size=size, crop_scale=crop_scale, seed=seed) for i in (1, 2)
+    ]
     target_layer = None
     if target is not None:
         target_seed = None if seed is None else int(seed) * 10 + 3

@@ -19,8 +19,7 @@ def _pair(name, value, positive=True):
         or (positive and value[0] <= 0)
     ):
         raise ValueError(
-            f"`{name}` must be a pair (low, high) with 0 < low <= high. "
-            f"Received: {name}={value!r}"
+            f"`{name}` must be a pair (low, high) with 0 < low <= high. Received: {name}={value!r}"
         )
     return (float(value[0]), float(value[1]))
 

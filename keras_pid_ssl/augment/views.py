@@ -134,7 +134,9 @@ class Views(keras.layers.Layer):
         config.update(
             view1=keras.saving.serialize_keras_object(self.view1),
             view2=keras.saving.serialize_keras_object(self.view2),
-            target=None if self.target is None else keras.saving.serialize_keras_object(self.target),
+            target=None
+            if self.target is None
+            else keras.saving.serialize_keras_object(self.target),
         )
         return config
 

@@ -53,8 +53,7 @@ class PIDMonitor(keras.callbacks.Callback):
         views = tuple(np.asarray(v) for v in views)
         if len(views) != 3:
             raise ValueError(
-                "`views` must hold (view1, view2, target_view); received "
-                f"{len(views)} arrays."
+                f"`views` must hold (view1, view2, target_view); received {len(views)} arrays."
             )
         if len({v.shape for v in views}) != 1 or views[0].ndim != 4:
             raise ValueError(
@@ -62,9 +61,7 @@ class PIDMonitor(keras.callbacks.Callback):
                 f"(batch, height, width, channels); received {[v.shape for v in views]}."
             )
         if views[0].shape[0] < 8:
-            raise ValueError(
-                f"`views` needs at least 8 images; received {views[0].shape[0]}."
-            )
+            raise ValueError(f"`views` needs at least 8 images; received {views[0].shape[0]}.")
         self.views = views
         self.output_dir = output_dir
         self.projection_dim = int(projection_dim)

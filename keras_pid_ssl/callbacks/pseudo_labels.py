@@ -155,7 +155,9 @@ class PseudoLabelRefresh(keras.callbacks.Callback):
             ("max_iter", max_iter, 1),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
+                raise ValueError(
+                    f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}"
+                )
         if num_clusters is not None and (
             not isinstance(num_clusters, int) or not 2 <= num_clusters <= len(images)
         ):
@@ -223,7 +225,11 @@ class PseudoLabelRefresh(keras.callbacks.Callback):
         features = []
         for start in range(0, len(self.images), self.batch_size):
             batch = np.asarray(self.images[start : start + self.batch_size])
-            batch = batch.astype("float32") / 255.0 if batch.dtype == np.uint8 else batch.astype("float32")
+            batch = (
+                batch.astype("float32") / 255.0
+                if batch.dtype == np.uint8
+                else batch.astype("float32")
+            )
             if None not in input_shape and batch.shape[1:3] != input_shape:
                 # The "clean" target view: the image resized to the training size.
                 batch = keras.ops.image.resize(batch, input_shape, antialias=True)

@@ -12,8 +12,16 @@ FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 # idx magic numbers: two zero bytes, 0x08 (unsigned byte), number of dimensions.
 _IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
@@ -68,10 +76,7 @@ def find_dir(data_dir, split):
     for folder in candidates:
         if all(os.path.isfile(os.path.join(folder, n)) for n in names):
             return folder
-    where = (
-        f"in {data_dir}" if data_dir is not None
-        else "in " + " or ".join(candidates)
-    )
+    where = f"in {data_dir}" if data_dir is not None else "in " + " or ".join(candidates)
     raise FileNotFoundError(
         f"Fashion-MNIST {split} files {names[0]} and {names[1]} not found {where}. "
         "Get them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu, "
@@ -94,9 +99,7 @@ def load_fashion_mnist(split, data_dir=None):
         `(images, labels)`.
     """
     if split not in FILES:
-        raise ValueError(
-            f"Fashion-MNIST splits are {sorted(FILES)}. Received: split={split!r}"
-        )
+        raise ValueError(f"Fashion-MNIST splits are {sorted(FILES)}. Received: split={split!r}")
     folder = find_dir(data_dir, split)
     images_path, labels_path = (os.path.join(folder, n) for n in FILES[split])
     images = read_idx(images_path, _IMAGES_MAGIC, 3)
@@ -107,7 +110,5 @@ def load_fashion_mnist(split, data_dir=None):
             f"{len(labels)} labels."
         )
     if labels.size and labels.max() >= len(CLASS_NAMES):
-        raise ValueError(
-            f"{labels_path} holds label {labels.max()}; Fashion-MNIST labels are 0-9."
-        )
+        raise ValueError(f"{labels_path} holds label {labels.max()}; Fashion-MNIST labels are 0-9.")
     return images[..., None].copy(), labels.astype(np.int64)

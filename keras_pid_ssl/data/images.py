@@ -73,7 +73,12 @@ def pad_images(images, image_size):
             f"Cannot pad {images.shape[1]}x{images.shape[2]} images to a smaller "
             f"size {height}x{width}; resize them instead (method='resize')."
         )
-    pad = ((0, 0), (extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2), (0, 0))
+    pad = (
+        (0, 0),
+        (extra_h // 2, extra_h - extra_h // 2),
+        (extra_w // 2, extra_w - extra_w // 2),
+        (0, 0),
+    )
     return np.pad(images, pad)
 
 
@@ -154,7 +159,9 @@ def prepare_images(images, image_size=None, channels=None, method="pad"):
         raise ValueError(f"`method` must be 'pad' or 'resize'. Received: method={method!r}")
     images = check_uint8_images(images)
     if image_size is not None:
-        images = pad_images(images, image_size) if method == "pad" else resize_images(images, image_size)
+        images = (
+            pad_images(images, image_size) if method == "pad" else resize_images(images, image_size)
+        )
     if channels is not None:
         images = convert_channels(images, channels)
     return images

@@ -41,7 +41,9 @@ def _prepare_dataset(dataset, image_size, channels, method):
         if channels == 3 and image.shape[-1] == 1:
             image = tf.image.grayscale_to_rgb(image)
         elif channels == 1 and image.shape[-1] == 3:
-            image = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8)
+            image = tf.cast(
+                tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8
+            )
         return image, label
 
     return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
@@ -118,7 +120,12 @@ def load(
         images = prepare_images(images, image_size, channels, method)
     else:
         result = tfds_datasets.load_tfds(
-            name, split, data_dir=data_dir, manual_dir=manual_dir, download=download, as_dataset=as_dataset
+            name,
+            split,
+            data_dir=data_dir,
+            manual_dir=manual_dir,
+            download=download,
+            as_dataset=as_dataset,
         )
         if as_dataset:
             return _prepare_dataset(result, image_size, channels, method)

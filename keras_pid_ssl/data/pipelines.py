@@ -33,7 +33,11 @@ def _tf():
 
 
 def _check_batch_size(batch_size, minimum):
-    if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < minimum:
+    if (
+        not isinstance(batch_size, numbers.Integral)
+        or isinstance(batch_size, bool)
+        or batch_size < minimum
+    ):
         why = " (SSL losses use batch statistics)" if minimum == 2 else ""
         raise ValueError(
             f"`batch_size` must be an int >= {minimum}{why}. Received: batch_size={batch_size!r}"
@@ -135,10 +139,17 @@ def _resolve_views(augment, views, image_size, target_view, seed):
                 f"Unknown augmentation preset {augment!r}. Available presets: "
                 f"{', '.join(PRESETS)}; or pass a kps.augment.Views or a Keras layer."
             )
-        return preset(augment, image_size=image_size, target=target_view if views == "pid" else None, seed=seed)
+        return preset(
+            augment,
+            image_size=image_size,
+            target=target_view if views == "pid" else None,
+            seed=seed,
+        )
     if isinstance(augment, Views):
         if views == "pid" and augment.target is None:
-            return Views(augment.view1, augment.view2, target_pipeline(target_view, image_size, seed=seed))
+            return Views(
+                augment.view1, augment.view2, target_pipeline(target_view, image_size, seed=seed)
+            )
         return augment
     if isinstance(augment, keras.layers.Layer):
         target = target_pipeline(target_view, image_size, seed=seed) if views == "pid" else None
@@ -258,7 +269,9 @@ def ssl_dataset(
         else:
             indices = np.arange(count)
     epoch = keyed_random.epoch_variable()
-    dataset = _batches(images, indices, batch_size, shuffle, drop_remainder, seed, shuffle_buffer, epoch)
+    dataset = _batches(
+        images, indices, batch_size, shuffle, drop_remainder, seed, shuffle_buffer, epoch
+    )
     dataset = dataset.map(make_views, num_parallel_calls=tf.data.AUTOTUNE)
     return _with_epoch(dataset.prefetch(tf.data.AUTOTUNE), epoch)
 
@@ -272,8 +285,10 @@ def _with_epoch(dataset, epoch):
 def _check_pseudo_labels(pseudo_labels, images):
     """Checks an int32 `tf.Variable` of one label per image; returns its length."""
     tf = _tf()
-    if not isinstance(pseudo_labels, tf.Variable) or pseudo_labels.dtype != tf.int32 or (
-        pseudo_labels.shape.rank != 1
+    if (
+        not isinstance(pseudo_labels, tf.Variable)
+        or pseudo_labels.dtype != tf.int32
+        or (pseudo_labels.shape.rank != 1)
     ):
         raise ValueError(
             "`pseudo_labels` must be an int32 tf.Variable of shape (num_images,), e.g. "
@@ -295,7 +310,10 @@ def _labeled_augment(augment, image_size, seed):
         return keras.layers.RandomFlip("horizontal", seed=seed)
     if augment == "crop_flip":
         return keras.layers.Pipeline(
-            [RandomResizedCrop(image_size, seed=seed), keras.layers.RandomFlip("horizontal", seed=seed)]
+            [
+                RandomResizedCrop(image_size, seed=seed),
+                keras.layers.RandomFlip("horizontal", seed=seed),
+            ]
         )
     if isinstance(augment, keras.layers.Layer):
         return augment

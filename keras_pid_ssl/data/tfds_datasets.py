@@ -57,7 +57,11 @@ def _tfds_split(name, split):
 def manual_dir_for(builder, data_dir, manual_dir):
     if manual_dir is not None:
         return os.path.expanduser(os.fspath(manual_dir))
-    root = os.fspath(builder.data_dir_root) if data_dir is None else os.path.expanduser(os.fspath(data_dir))
+    root = (
+        os.fspath(builder.data_dir_root)
+        if data_dir is None
+        else os.path.expanduser(os.fspath(data_dir))
+    )
     return os.path.join(root, "downloads", "manual")
 
 

@@ -41,8 +41,7 @@ def _check_unused(name, **arguments):
     for argument, value in arguments.items():
         if value is not None:
             raise ValueError(
-                f"`{argument}` does not apply to strategy {name!r}. "
-                f"Received: {argument}={value!r}"
+                f"`{argument}` does not apply to strategy {name!r}. Received: {argument}={value!r}"
             )
 
 

@@ -63,9 +63,7 @@ class Projector(keras.layers.Layer):
                 )
             block.append(layers.ReLU(name=f"relu{i + 1}"))
             self.blocks.append(block)
-        self.output_dense = layers.Dense(
-            self.output_dim, use_bias=output_use_bias, name="output"
-        )
+        self.output_dense = layers.Dense(self.output_dim, use_bias=output_use_bias, name="output")
 
     def build(self, input_shape):
         shape = tuple(input_shape)

@@ -1,6 +1,7 @@
 """Gaussian mutual information and partial information decomposition."""
 
-from keras_pid_ssl.information.classifier_pid import ClassifierPIDHeads, classifier_pid
+from keras_pid_ssl.information.classifier_pid import ClassifierPIDHeads
+from keras_pid_ssl.information.classifier_pid import classifier_pid
 from keras_pid_ssl.information.gaussian_pid import ATOM_NAMES
 from keras_pid_ssl.information.gaussian_pid import gaussian_mutual_information
 from keras_pid_ssl.information.gaussian_pid import gaussian_pid

@@ -155,7 +155,8 @@ def gaussian_pid(z1, z2, t, estimator="diagonal", epsilon=1e-5, delta=1e-4, ridg
     i1 = gaussian_mutual_information(t, z1, epsilon, ridge)
     i2 = gaussian_mutual_information(t, z2, epsilon, ridge)
     i12 = gaussian_mutual_information(
-        t, ops.concatenate([ops.cast(z1, "float32"), ops.cast(z2, "float32")], 1),
+        t,
+        ops.concatenate([ops.cast(z1, "float32"), ops.cast(z2, "float32")], 1),
         epsilon,
         ridge,
     )
@@ -165,4 +166,3 @@ def gaussian_pid(z1, z2, t, estimator="diagonal", epsilon=1e-5, delta=1e-4, ridg
     i1, i2, i12 = (ops.maximum(x, 0.0) for x in (i1, i2, i12))
     i12 = ops.maximum(i12, ops.maximum(i1, i2))
     return _mmi_atoms(i1, i2, i12)
-

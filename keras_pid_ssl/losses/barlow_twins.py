@@ -4,8 +4,10 @@ import keras
 from keras import ops
 
 from keras_pid_ssl.losses.base import SSLLoss
-from keras_pid_ssl.utils.batch_stats import off_diagonal_mask, standardize
-from keras_pid_ssl.utils.validation import check_non_negative, check_positive
+from keras_pid_ssl.utils.batch_stats import off_diagonal_mask
+from keras_pid_ssl.utils.batch_stats import standardize
+from keras_pid_ssl.utils.validation import check_non_negative
+from keras_pid_ssl.utils.validation import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")

@@ -9,7 +9,8 @@ from keras_pid_ssl.information.gaussian_pid import per_dimension_pid
 from keras_pid_ssl.losses.barlow_twins import BarlowTwinsLoss
 from keras_pid_ssl.losses.base import SSLLoss
 from keras_pid_ssl.losses.vicreg import VICRegLoss
-from keras_pid_ssl.utils.validation import check_choice, check_non_negative
+from keras_pid_ssl.utils.validation import check_choice
+from keras_pid_ssl.utils.validation import check_non_negative
 
 COEFFICIENT_NAMES = ("invariance_weight", "w_joint", "w_red", "w_syn")
 _BASES = {"barlow_twins": BarlowTwinsLoss, "vicreg": VICRegLoss}
@@ -23,14 +24,13 @@ def _make_base(base):
     if isinstance(base, str) and base in _BASES:
         return _BASES[base]()
     raise ValueError(
-        "`base` must be 'barlow_twins', 'vicreg' or an SSLLoss instance. "
-        f"Received: base={base!r}"
+        f"`base` must be 'barlow_twins', 'vicreg' or an SSLLoss instance. Received: base={base!r}"
     )
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
 class PIDLoss(SSLLoss):
-    """"More synergy, less redundancy" on top of Barlow Twins or VICReg.
+    """ "More synergy, less redundancy" on top of Barlow Twins or VICReg.
 
     SPEC section 3 (this project's reading of Mohamadi et al., ICIP 2023):
 
@@ -94,9 +94,7 @@ class PIDLoss(SSLLoss):
         delta=1e-4,
         **kwargs,
     ):
-        for name, value in zip(
-            COEFFICIENT_NAMES, (invariance_weight, w_joint, w_red, w_syn)
-        ):
+        for name, value in zip(COEFFICIENT_NAMES, (invariance_weight, w_joint, w_red, w_syn)):
             check_non_negative(name, value)
         check_choice("units", units, ("r2", "nats"))
         check_choice("estimator", estimator, ("diagonal", "full"))
@@ -183,9 +181,7 @@ class PIDLoss(SSLLoss):
         out["joint_term"] = coef["w_joint"] * joint
         out["redundancy_term"] = coef["w_red"] * redundancy
         out["synergy_term"] = -coef["w_syn"] * synergy
-        out["loss"] = (
-            base_loss + out["joint_term"] + out["redundancy_term"] + out["synergy_term"]
-        )
+        out["loss"] = base_loss + out["joint_term"] + out["redundancy_term"] + out["synergy_term"]
         out.update(atoms)
         out.update(coef)
         return out

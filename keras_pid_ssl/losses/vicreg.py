@@ -5,7 +5,8 @@ from keras import ops
 
 from keras_pid_ssl.losses.base import SSLLoss
 from keras_pid_ssl.utils.batch_stats import off_diagonal_mask
-from keras_pid_ssl.utils.validation import check_non_negative, check_positive
+from keras_pid_ssl.utils.validation import check_non_negative
+from keras_pid_ssl.utils.validation import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
@@ -91,9 +92,7 @@ class VICRegLoss(SSLLoss):
             "variance": self.variance_weight * (var1 + var2) / 2.0,
             "covariance": self.covariance_weight * (cov1 + cov2),
         }
-        weighted["loss"] = (
-            weighted["invariance"] + weighted["variance"] + weighted["covariance"]
-        )
+        weighted["loss"] = weighted["invariance"] + weighted["variance"] + weighted["covariance"]
         return weighted
 
     def get_config(self):

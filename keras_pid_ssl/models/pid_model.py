@@ -90,9 +90,7 @@ class PIDModel(SSLModel):
                 "projector; pass an encoder with a known input shape."
             )
         self.target_encoder = _clone_layer(self.encoder, f"target_{self.encoder.name}")
-        self.target_projector = _clone_layer(
-            self.projector, f"target_{self.projector.name}"
-        )
+        self.target_projector = _clone_layer(self.projector, f"target_{self.projector.name}")
         self.target_projector.build(self.encoder.output_shape)
         for target, online in self._target_pairs():
             # Through NumPy: on JAX, assigning the online array itself would

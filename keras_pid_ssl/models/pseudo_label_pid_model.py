@@ -183,9 +183,12 @@ class PseudoLabelPIDModel(PIDModel):
         labels = sample_weight
         if isinstance(labels, (tuple, list)) and len(labels) == 2:
             labels = labels[1]  # (target_view, pseudo_label): no use for the view here
-        if x is None or y is None or getattr(labels, "shape", None) is None or len(
-            _static_shape(labels)
-        ) != 1:
+        if (
+            x is None
+            or y is None
+            or getattr(labels, "shape", None) is None
+            or len(_static_shape(labels)) != 1
+        ):
             raise ValueError(
                 f"PseudoLabelPIDModel expects batches {self._view_names()}, with an int "
                 "vector of pseudo-labels; build them with kps.data.ssl_dataset(..., "
@@ -223,9 +226,7 @@ class PseudoLabelPIDModel(PIDModel):
         estimator_logits = self.heads(ops.stop_gradient(z1), ops.stop_gradient(z2))
         estimator_loss = sum(_cross_entropy(labels, logits) for logits in estimator_logits)
         # The same heads, frozen, on the live embeddings: gradients to the backbone only.
-        atoms = classifier_pid(
-            labels, *self.heads(z1, z2, frozen=True), entropy=self.label_entropy
-        )
+        atoms = classifier_pid(labels, *self.heads(z1, z2, frozen=True), entropy=self.label_entropy)
         joint, redundancy, synergy = self._pid_terms(atoms)
         out["joint_term"] = ready * coef["w_joint"] * joint
         out["redundancy_term"] = ready * coef["w_red"] * redundancy
@@ -277,9 +278,7 @@ class PseudoLabelPIDModel(PIDModel):
         for name, tracker in self.pseudo_label_trackers.items():
             tracker.update_state(terms[name])
         if training and self.track_gradient_ratio:
-            self.grad_ratio_tracker.update_state(
-                self._pseudo_label_gradient_ratio(z1, z2, labels)
-            )
+            self.grad_ratio_tracker.update_state(self._pseudo_label_gradient_ratio(z1, z2, labels))
         # Every replica computed the global-batch loss: see kps.distribute.
         return scale_loss_for_replicas(terms["loss"] + self._regularization_loss())
 

@@ -54,13 +54,9 @@ class SSLModel(keras.Model):
     def __init__(self, encoder, projector, loss, input_range=(0.0, 1.0), **kwargs):
         super().__init__(**kwargs)
         if not isinstance(encoder, keras.layers.Layer):
-            raise ValueError(
-                f"`encoder` must be a Keras model or layer. Received: {encoder!r}"
-            )
+            raise ValueError(f"`encoder` must be a Keras model or layer. Received: {encoder!r}")
         if not isinstance(projector, keras.layers.Layer):
-            raise ValueError(
-                f"`projector` must be a Keras layer. Received: {projector!r}"
-            )
+            raise ValueError(f"`projector` must be a Keras layer. Received: {projector!r}")
         if not isinstance(loss, SSLLoss):
             raise ValueError(
                 "`loss` must be an SSL loss such as kps.losses.BarlowTwinsLoss(). "
@@ -70,9 +66,7 @@ class SSLModel(keras.Model):
         self.projector = projector
         self.ssl_loss = loss
         self.input_range = None if input_range is None else tuple(float(v) for v in input_range)
-        self.term_trackers = {
-            name: keras.metrics.Mean(name=name) for name in loss.term_names
-        }
+        self.term_trackers = {name: keras.metrics.Mean(name=name) for name in loss.term_names}
         self._build_projector()
 
     def _build_projector(self):

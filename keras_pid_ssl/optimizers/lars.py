@@ -78,8 +78,7 @@ class LARS(keras.optimizers.Optimizer):
             weight_decay = 0.0
         if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
             raise ValueError(
-                "`weight_decay` must be a float >= 0. "
-                f"Received: weight_decay={weight_decay!r}"
+                f"`weight_decay` must be a float >= 0. Received: weight_decay={weight_decay!r}"
             )
         if not isinstance(eta, (int, float)) or eta <= 0:
             raise ValueError(f"`eta` must be a float > 0. Received: eta={eta!r}")
@@ -134,15 +133,11 @@ class LARS(keras.optimizers.Optimizer):
                 * weight_norm
                 / ops.where(update_norm > 0, update_norm, one)
             )
-            trust_ratio = ops.where(
-                ops.logical_and(weight_norm > 0, update_norm > 0), ratio, one
-            )
+            trust_ratio = ops.where(ops.logical_and(weight_norm > 0, update_norm > 0), ratio, one)
             update = update * trust_ratio
 
         if self._is_bias_or_norm(variable):
-            learning_rate = learning_rate * ops.cast(
-                self.bias_and_norm_learning_rate_scale, dtype
-            )
+            learning_rate = learning_rate * ops.cast(self.bias_and_norm_learning_rate_scale, dtype)
 
         momentum = self.momentums[self._get_variable_index(variable)]
         self.assign(momentum, ops.cast(self.momentum, dtype) * momentum + update)

@@ -19,9 +19,7 @@ def check_non_negative(name, value):
 
 def check_positive(name, value):
     if not _is_number(value) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be a finite positive number. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be a finite positive number. Received: {name}={value!r}")
 
 
 def check_momentum(name, value):
@@ -82,13 +80,11 @@ def _check_batch(name, tensors, rank, layout, what):
     for i, shape in enumerate(shapes):
         if len(shape) != rank:
             raise ValueError(
-                f"`{name}` expects {what}s of shape {layout}; {what} {i + 1} has "
-                f"shape {shape}."
+                f"`{name}` expects {what}s of shape {layout}; {what} {i + 1} has shape {shape}."
             )
         if not _is_floating_or_int(tensors[i]):
             raise ValueError(
-                f"`{name}` expects numeric {what}s; {what} {i + 1} has dtype "
-                f"{tensors[i].dtype}."
+                f"`{name}` expects numeric {what}s; {what} {i + 1} has dtype {tensors[i].dtype}."
             )
     for i, shape in enumerate(shapes[1:], start=2):
         if not _shapes_match(shapes[0], shape):
@@ -115,9 +111,7 @@ def check_embeddings(name, *tensors):
 
 def check_views(name, *views):
     """Checks image views given to a model: rank 4, same shape, batch >= 2."""
-    _check_batch(
-        name, views, 4, "(batch_size, height, width, channels)", "view"
-    )
+    _check_batch(name, views, 4, "(batch_size, height, width, channels)", "view")
 
 
 def _shapes_match(a, b):

@@ -34,7 +34,9 @@ def test_matches_scipy_with_each_images_sigma():
     sigma = np.array([0.3, 1.0, 2.0, 0.1, 0.5, 1.5, 0.8, 1.2], "float32")
     layer = GaussianBlur(kernel_size=5)
     out = _numpy(
-        layer.transform_images(keras.ops.convert_to_tensor(images), {"sigma": keras.ops.convert_to_tensor(sigma)})
+        layer.transform_images(
+            keras.ops.convert_to_tensor(images), {"sigma": keras.ops.convert_to_tensor(sigma)}
+        )
     )
     for i in range(8):
         np.testing.assert_allclose(out[i], _reference(images[i], sigma[i], 5), atol=1e-5)
@@ -42,7 +44,9 @@ def test_matches_scipy_with_each_images_sigma():
 
 def test_sigma_is_drawn_per_image_in_range():
     images = np.zeros((100, 8, 8, 1), "float32")
-    sigma = _numpy(GaussianBlur(sigma=(0.1, 2.0), seed=1).get_random_transformation(images)["sigma"])
+    sigma = _numpy(
+        GaussianBlur(sigma=(0.1, 2.0), seed=1).get_random_transformation(images)["sigma"]
+    )
     assert sigma.shape == (100,) and sigma.min() >= 0.1 and sigma.max() <= 2.0
     assert len(np.unique(sigma)) == 100
 
@@ -65,7 +69,11 @@ def test_default_kernel_is_a_tenth_of_the_side_and_odd(side, expected):
 
 def test_inside_tf_data():
     images = np.random.default_rng(4).uniform(size=(4, 12, 12, 3)).astype("float32")
-    dataset = tf.data.Dataset.from_tensor_slices(images).batch(4).map(GaussianBlur(kernel_size=5, sigma=1.0))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(images)
+        .batch(4)
+        .map(GaussianBlur(kernel_size=5, sigma=1.0))
+    )
     out = next(iter(dataset)).numpy()
     np.testing.assert_allclose(out[0], _reference(images[0], 1.0, 5), atol=1e-5)
 
@@ -77,7 +85,11 @@ def test_kernel_larger_than_the_image_is_refused():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(kernel_size=4), "`kernel_size`"), (dict(sigma=(2.0, 1.0)), "`sigma`"), (dict(sigma=0), "`sigma`")],
+    [
+        (dict(kernel_size=4), "`kernel_size`"),
+        (dict(sigma=(2.0, 1.0)), "`sigma`"),
+        (dict(sigma=0), "`sigma`"),
+    ],
 )
 def test_invalid_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):

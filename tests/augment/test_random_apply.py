@@ -33,7 +33,9 @@ def _applied_mask(images, out):
 def test_rate_zero_is_the_identity_and_rate_one_always_applies():
     images = _images()
     np.testing.assert_allclose(_numpy(RandomApply(Solarize(), 0.0)(images)), images)
-    np.testing.assert_allclose(_numpy(RandomApply(Solarize(), 1.0)(images)), _solarized(images), atol=1e-6)
+    np.testing.assert_allclose(
+        _numpy(RandomApply(Solarize(), 1.0)(images)), _solarized(images), atol=1e-6
+    )
 
 
 def test_each_image_is_decided_independently_at_the_given_rate():

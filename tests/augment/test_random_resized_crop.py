@@ -78,8 +78,16 @@ def test_fallback_is_the_central_box_within_the_ratio_range():
 def test_resampling_matches_cropping_then_bilinear_resizing():
     images = _images()
     boxes = np.array(
-        [[0, 0, 16, 16], [3, 5, 7, 11], [10, 2, 6, 4], [0, 0, 1, 1], [15, 15, 1, 1],
-         [2, 0, 14, 9], [0, 7, 16, 9], [4, 4, 8, 8]],
+        [
+            [0, 0, 16, 16],
+            [3, 5, 7, 11],
+            [10, 2, 6, 4],
+            [0, 0, 1, 1],
+            [15, 15, 1, 1],
+            [2, 0, 14, 9],
+            [0, 7, 16, 9],
+            [4, 4, 8, 8],
+        ],
         "float32",
     )
     for size in [(16, 16), (8, 12)]:

@@ -23,7 +23,9 @@ def test_threshold_is_a_fraction_of_the_value_range():
 def test_inside_tf_data():
     images = np.random.default_rng(1).uniform(size=(4, 8, 8, 1)).astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(4).map(Solarize())
-    np.testing.assert_allclose(next(iter(dataset)).numpy(), np.where(images < 0.5, images, 1 - images))
+    np.testing.assert_allclose(
+        next(iter(dataset)).numpy(), np.where(images < 0.5, images, 1 - images)
+    )
 
 
 def test_config_round_trip():

@@ -61,7 +61,9 @@ def test_backbone_serialises_and_reproduces_outputs(make, tmp_path):
     model.save(path)
     restored = keras.models.load_model(path)
     assert type(restored) is type(model)
-    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        restored.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+    )
 
 
 def test_backbones_reject_bad_arguments():

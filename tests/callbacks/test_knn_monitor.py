@@ -5,14 +5,14 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import make_views, tiny_encoder, tiny_projector
+from conftest import make_views
+from conftest import tiny_encoder
+from conftest import tiny_projector
 
 import keras_pid_ssl as kps
-from keras_pid_ssl.callbacks.knn_monitor import (
-    KNNMonitor,
-    top_k_accuracy,
-    weighted_knn_scores,
-)
+from keras_pid_ssl.callbacks.knn_monitor import KNNMonitor
+from keras_pid_ssl.callbacks.knn_monitor import top_k_accuracy
+from keras_pid_ssl.callbacks.knn_monitor import weighted_knn_scores
 
 
 def reference_knn_scores(train, train_labels, test, num_classes, k, temperature):
@@ -59,9 +59,7 @@ def test_knn_monitor_matches_reference_accuracy_on_given_features():
     test_labels = rng.integers(0, 7, size=100)
     train = (centres[train_labels] + rng.normal(size=(400, 5))).astype("float32")
     test = (centres[test_labels] + rng.normal(size=(100, 5))).astype("float32")
-    monitor = KNNMonitor(
-        (train, train_labels), (test, test_labels), encoder=identity_encoder(5)
-    )
+    monitor = KNNMonitor((train, train_labels), (test, test_labels), encoder=identity_encoder(5))
     metrics = monitor.evaluate()
     expected = reference_knn_scores(train, train_labels, test, 7, 200, 0.1)
     assert metrics["knn_accuracy"] == pytest.approx(np.mean(expected.argmax(1) == test_labels))

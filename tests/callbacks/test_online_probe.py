@@ -5,7 +5,9 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import make_views, tiny_encoder, tiny_projector
+from conftest import make_views
+from conftest import tiny_encoder
+from conftest import tiny_projector
 
 import keras_pid_ssl as kps
 from keras_pid_ssl.callbacks.online_probe import OnlineLinearProbe
@@ -55,14 +57,19 @@ def test_probe_logs_accuracy_during_ssl_fit():
     model.compile(optimizer="adam")
     uint8_images = (view1 * 255).round().astype("uint8")  # uint8 is read as [0, 255]
     probe = OnlineLinearProbe(
-        (uint8_images[:24], labels[:24]), (uint8_images[24:], labels[24:]),
-        num_classes=10, probe_epochs=2, batch_size=8,
+        (uint8_images[:24], labels[:24]),
+        (uint8_images[24:], labels[24:]),
+        num_classes=10,
+        probe_epochs=2,
+        batch_size=8,
     )
     history = model.fit(view1, view2, batch_size=16, epochs=2, callbacks=[probe], verbose=0)
     for name in ("probe_accuracy", "probe_top5"):
         values = history.history[name]
         assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values)
-    assert all(a <= t for a, t in zip(history.history["probe_accuracy"], history.history["probe_top5"]))
+    assert all(
+        a <= t for a, t in zip(history.history["probe_accuracy"], history.history["probe_top5"])
+    )
     assert [row["epoch"] for row in probe.history] == [1, 2]
     # The probe never touches the backbone: its only weights are its own.
     assert len(probe.probe.trainable_weights) == 2

@@ -7,10 +7,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_views, tiny_encoder, tiny_projector
+from conftest import make_views
+from conftest import tiny_encoder
+from conftest import tiny_projector
 
 import keras_pid_ssl as kps
-from keras_pid_ssl.information import ATOM_NAMES, gaussian_pid
+from keras_pid_ssl.information import ATOM_NAMES
+from keras_pid_ssl.information import gaussian_pid
 
 
 def test_monitor_logs_atoms_writes_csv_and_png(tmp_path):
@@ -30,7 +33,9 @@ def test_monitor_logs_atoms_writes_csv_and_png(tmp_path):
     features = [monitor._project(np.asarray(model.encoder.predict(v, verbose=0))) for v in views]
     expected = gaussian_pid(*features, estimator="full", ridge=monitor.ridge)
     for name in ATOM_NAMES:
-        np.testing.assert_allclose(float(rows[-1][name]), float(expected[name]), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            float(rows[-1][name]), float(expected[name]), rtol=1e-4, atol=1e-5
+        )
     row = {k: float(v) for k, v in rows[-1].items()}
     np.testing.assert_allclose(
         row["redundancy"] + row["unique1"] + row["unique2"] + row["synergy"], row["i12"], atol=1e-5

@@ -7,7 +7,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_views, tiny_encoder, tiny_projector
+from conftest import make_views
+from conftest import tiny_encoder
+from conftest import tiny_projector
 
 import keras_pid_ssl as kps
 
@@ -39,7 +41,12 @@ def test_schedule_values_follow_warmup_transition_and_pid_stage():
     protocol = kps.callbacks.PIDProtocol(epochs=10, warmup_epochs=2, transition_epochs=4)
     loss = kps.losses.PIDLoss(invariance_weight=0.5, w_syn=2.0)
     assert [protocol.stage(e) for e in (0, 1, 2, 5, 6, 9)] == [
-        "warmup", "warmup", "transition", "transition", "pid", "pid",
+        "warmup",
+        "warmup",
+        "transition",
+        "transition",
+        "pid",
+        "pid",
     ]
     assert protocol.coefficients_at(0, loss) == loss.base_coefficients
     mid = protocol.coefficients_at(3, loss)
@@ -61,7 +68,9 @@ def test_compiled_step_sees_the_scheduled_coefficients():
     # The coefficients are reported from inside the step as metrics.
     expected = [expected_w_syn(e) for e in range(5)]
     np.testing.assert_allclose(history["w_syn"], expected, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(history["w_joint"], [0.2 * x for x in expected], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        history["w_joint"], [0.2 * x for x in expected], rtol=1e-6, atol=1e-7
+    )
     np.testing.assert_allclose(
         history["invariance_weight"], [1 - 0.5 * x for x in expected], rtol=1e-6
     )
@@ -75,9 +84,13 @@ def test_saved_model_resumes_the_schedule_where_it_stopped(tmp_path):
     model.save(path)
     restored = keras.models.load_model(path)
     # The coefficients of the last epoch run (epoch index 1) are saved.
-    assert float(np.array(restored.ssl_loss.coefficients["w_syn"])) == pytest.approx(expected_w_syn(1))
+    assert float(np.array(restored.ssl_loss.coefficients["w_syn"])) == pytest.approx(
+        expected_w_syn(1)
+    )
     protocol = kps.callbacks.PIDProtocol(epochs=5, warmup_epochs=1, transition_epochs=2)
-    history = restored.fit(_dataset(), initial_epoch=2, epochs=5, callbacks=[protocol], verbose=0).history
+    history = restored.fit(
+        _dataset(), initial_epoch=2, epochs=5, callbacks=[protocol], verbose=0
+    ).history
     np.testing.assert_allclose(history["w_syn"], [expected_w_syn(e) for e in (2, 3, 4)], rtol=1e-6)
 
 

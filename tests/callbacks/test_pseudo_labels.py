@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_encoder, tiny_projector
+from conftest import tiny_encoder
+from conftest import tiny_projector
 
 import keras_pid_ssl as kps
 from keras_pid_ssl.callbacks.pseudo_labels import align_labels
@@ -15,7 +16,9 @@ from keras_pid_ssl.callbacks.pseudo_labels import align_labels
 def _images(n=48, size=8, seed=0):
     """uint8 images whose constant pixel value is the image index."""
     del seed
-    return np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, size, size, 1)).copy()
+    return np.broadcast_to(
+        np.arange(n, dtype=np.uint8)[:, None, None, None], (n, size, size, 1)
+    ).copy()
 
 
 def _blobs(rng, per_blob=30, centres=((4, 0, 0), (0, 4, 0), (0, 0, 4))):
@@ -27,7 +30,9 @@ def _blobs(rng, per_blob=30, centres=((4, 0, 0), (0, 4, 0), (0, 0, 4))):
 
 def test_kmeans_labels_are_stable_for_a_fixed_seed_and_recover_blobs():
     features, truth = _blobs(np.random.default_rng(0))
-    refresh = kps.callbacks.PseudoLabelRefresh(_images(len(truth)), epochs=10, num_clusters=3, seed=7)
+    refresh = kps.callbacks.PseudoLabelRefresh(
+        _images(len(truth)), epochs=10, num_clusters=3, seed=7
+    )
     first = refresh.cluster(features)
     np.testing.assert_array_equal(first, refresh.cluster(features))
     # Every cluster is exactly one blob: the contingency table is a permutation.
@@ -51,13 +56,19 @@ def test_align_labels_undoes_a_renaming_of_the_clusters():
 
 def test_schedule_refreshes_after_warmup_and_ramps_the_supervision_log_linearly():
     refresh = kps.callbacks.PseudoLabelRefresh(
-        _images(), epochs=10, warmup_epochs=2, recluster_every=3, supervision_weight_range=(1e-4, 1e-2)
+        _images(),
+        epochs=10,
+        warmup_epochs=2,
+        recluster_every=3,
+        supervision_weight_range=(1e-4, 1e-2),
     )
     assert [e for e in range(10) if refresh.is_refresh_epoch(e)] == [2, 5, 8]
     weights = [refresh.supervision_weight_at(e) for e in range(10)]
     assert weights[:2] == [0.0, 0.0]
     # Log-linear from 1e-4 at epoch 2 to 1e-2 at epoch 9: 1e-4 * 100 ** ((e - 2) / 7).
-    np.testing.assert_allclose(weights[2:], [1e-4 * 100 ** ((e - 2) / 7) for e in range(2, 10)], rtol=1e-9)
+    np.testing.assert_allclose(
+        weights[2:], [1e-4 * 100 ** ((e - 2) / 7) for e in range(2, 10)], rtol=1e-9
+    )
     defaults = kps.callbacks.PseudoLabelRefresh(_images(), epochs=1000)
     assert (defaults.warmup_epochs, defaults.recluster_every) == (100, 100)
 
@@ -66,8 +77,12 @@ def test_dataset_yields_the_refreshed_labels_after_a_refresh():
     images = _images(48)
     refresh = kps.callbacks.PseudoLabelRefresh(images, epochs=4, num_clusters=3)
     dataset = kps.data.ssl_dataset(
-        images, views="pid", augment=keras.layers.Rescaling(1.0), batch_size=16,
-        pseudo_labels=refresh.labels, seed=0,
+        images,
+        views="pid",
+        augment=keras.layers.Rescaling(1.0),
+        batch_size=16,
+        pseudo_labels=refresh.labels,
+        seed=0,
     )
 
     def seen():
@@ -112,7 +127,10 @@ def test_fit_trains_on_the_refreshed_labels_from_the_next_epoch():
     images = _images(32)
     refresh = kps.callbacks.PseudoLabelRefresh(images, epochs=3, num_clusters=3)
     dataset = kps.data.ssl_dataset(
-        images, views="pid", augment=keras.layers.Rescaling(1.0), batch_size=16,
+        images,
+        views="pid",
+        augment=keras.layers.Rescaling(1.0),
+        batch_size=16,
         pseudo_labels=refresh.labels,
     )
     relabel = keras.callbacks.LambdaCallback(
@@ -144,8 +162,12 @@ def test_bad_arguments_are_rejected_with_clear_errors():
 
 def _pseudo_label_model():
     model = kps.models.PseudoLabelPIDModel(
-        tiny_encoder(), tiny_projector(), num_clusters=3, joint_hidden_dims=(8,),
-        loss=kps.losses.PIDLoss(w_syn=1.0, units="nats"), track_gradient_ratio=False,
+        tiny_encoder(),
+        tiny_projector(),
+        num_clusters=3,
+        joint_hidden_dims=(8,),
+        loss=kps.losses.PIDLoss(w_syn=1.0, units="nats"),
+        track_gradient_ratio=False,
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     return model
@@ -182,8 +204,11 @@ def _run(tmp_path, images, epochs):
     backup = kps.callbacks.ResumableBackup(tmp_path, extra_state=refresh)
     recorder = StateRecorder(refresh)
     dataset = kps.data.ssl_dataset(
-        images, augment=keras.layers.RandomFlip("horizontal", seed=0), batch_size=16,
-        pseudo_labels=refresh.labels, seed=0,
+        images,
+        augment=keras.layers.RandomFlip("horizontal", seed=0),
+        batch_size=16,
+        pseudo_labels=refresh.labels,
+        seed=0,
     )
     model = _pseudo_label_model()
     history = model.fit(dataset, epochs=epochs, callbacks=[refresh, backup, recorder], verbose=0)
@@ -205,7 +230,9 @@ def test_refresh_on_schedule_and_a_resumed_run_keeps_labels_and_supervision(tmp_
     np.testing.assert_allclose(history["supervision_weight"], alpha[:2], rtol=1e-5)
     np.testing.assert_allclose(history["label_entropy"][1], refresh.label_entropy, rtol=1e-5)
     assert history["head_ce1"][0] == 0.0 and history["head_ce1"][1] > 0.0
-    assert math.isnan(history["pseudo_label_changed"][0]) and history["pseudo_label_changed"][1] == 1.0
+    assert (
+        math.isnan(history["pseudo_label_changed"][0]) and history["pseudo_label_changed"][1] == 1.0
+    )
 
     # The same command again, with fresh objects: resumes at epoch 2.
     refresh2, backup2, recorder2, history2 = _run(tmp_path, images, epochs=4)
@@ -222,12 +249,28 @@ def test_refresh_on_schedule_and_a_resumed_run_keeps_labels_and_supervision(tmp_
     assert 0.0 <= history2["pseudo_label_changed"][1] <= 1.0
 
 
-def test_pretrain_with_the_pseudo_label_target_clusters_once_per_schedule(tiny_fashion_mnist, tmp_path):
+def test_pretrain_with_the_pseudo_label_target_clusters_once_per_schedule(
+    tiny_fashion_mnist, tmp_path
+):
     summary = kps.training.pretrain(
-        str(tmp_path / "run"), dataset="fashion_mnist", data_dir=tiny_fashion_mnist, method="pid",
-        backbone="small_convnet", epochs=2, batch_size=16, optimizer="adamw", warmup_epochs=1,
-        projector_dims=(16, 8), pid_target="pseudo_label", recluster_every=5,
-        pid_warmup_epochs=1, probe_subset=32, knn_every=0, monitor_size=0, export=False, verbose=0,
+        str(tmp_path / "run"),
+        dataset="fashion_mnist",
+        data_dir=tiny_fashion_mnist,
+        method="pid",
+        backbone="small_convnet",
+        epochs=2,
+        batch_size=16,
+        optimizer="adamw",
+        warmup_epochs=1,
+        projector_dims=(16, 8),
+        pid_target="pseudo_label",
+        recluster_every=5,
+        pid_warmup_epochs=1,
+        probe_subset=32,
+        knn_every=0,
+        monitor_size=0,
+        export=False,
+        verbose=0,
     )
     assert summary["config"]["num_clusters"] == 4  # the number of classes
     assert [row["epoch"] for row in summary["pseudo_label_refreshes"]] == [1]
@@ -235,4 +278,6 @@ def test_pretrain_with_the_pseudo_label_target_clusters_once_per_schedule(tiny_f
     np.testing.assert_allclose(metrics["supervision_weight"], 1e-5, rtol=1e-5)  # ramp start
     assert metrics["label_entropy"] > 0 and np.isfinite(metrics["synergy"])
     with pytest.raises(ValueError, match="pseudo_label"):
-        kps.training.pretrain(str(tmp_path / "bad"), method="barlow_twins", pid_target="pseudo_label")
+        kps.training.pretrain(
+            str(tmp_path / "bad"), method="barlow_twins", pid_target="pseudo_label"
+        )

@@ -5,14 +5,16 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import make_views, tiny_encoder
+from conftest import make_views
+from conftest import tiny_encoder
 
 import keras_pid_ssl as kps
 
 
 def _model(output_dim=8):
     model = kps.SSLModel(
-        tiny_encoder(), kps.heads.Projector(hidden_dims=(16,), output_dim=output_dim),
+        tiny_encoder(),
+        kps.heads.Projector(hidden_dims=(16,), output_dim=output_dim),
         kps.losses.BarlowTwinsLoss(),
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -32,7 +34,14 @@ def test_resume_restores_weights_optimizer_and_epoch(tmp_path):
     v1, v2 = make_views(n=32)
     snapshot = Snapshot()
     model = _model()
-    model.fit(v1, v2, batch_size=16, epochs=2, verbose=0, callbacks=[kps.callbacks.ResumableBackup(tmp_path), snapshot])
+    model.fit(
+        v1,
+        v2,
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[kps.callbacks.ResumableBackup(tmp_path), snapshot],
+    )
     iterations = int(np.array(model.optimizer.iterations))
     resumed = _model()
     backup = kps.callbacks.ResumableBackup(tmp_path)
@@ -62,7 +71,14 @@ def test_kill_while_writing_keeps_the_previous_backup_loadable(tmp_path):
     assert state["epoch"] == 1
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
     restored = _model()
-    restored.fit(v1, v2, batch_size=16, epochs=1, verbose=0, callbacks=[kps.callbacks.ResumableBackup(tmp_path)])
+    restored.fit(
+        v1,
+        v2,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        callbacks=[kps.callbacks.ResumableBackup(tmp_path)],
+    )
     # Nothing left to train (epoch 1 of 1 done): the weights are epoch 1's.
     for saved, current in zip(snapshot.weights[1], restored.weights):
         np.testing.assert_array_equal(saved, np.array(current))
@@ -85,7 +101,11 @@ def test_nan_epoch_is_not_backed_up_and_training_stops(tmp_path):
     backup = kps.callbacks.ResumableBackup(tmp_path)
     with pytest.warns(UserWarning, match="backup of epoch 1 is kept"):
         history = model.fit(
-            v1, v2, batch_size=16, epochs=4, verbose=0,
+            v1,
+            v2,
+            batch_size=16,
+            epochs=4,
+            verbose=0,
             callbacks=[PoisonAt(1), keras.callbacks.TerminateOnNaN(), backup],
         )
     assert len(history.epoch) == 2
@@ -98,10 +118,22 @@ def test_nan_epoch_is_not_backed_up_and_training_stops(tmp_path):
 
 def test_backup_of_another_architecture_gives_a_clear_error(tmp_path):
     v1, v2 = make_views(n=32)
-    _model(output_dim=8).fit(v1, v2, batch_size=16, epochs=1, verbose=0, callbacks=[kps.callbacks.ResumableBackup(tmp_path)])
+    _model(output_dim=8).fit(
+        v1,
+        v2,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        callbacks=[kps.callbacks.ResumableBackup(tmp_path)],
+    )
     with pytest.raises(ValueError, match="another architecture"):
         _model(output_dim=12).fit(
-            v1, v2, batch_size=16, epochs=2, verbose=0, callbacks=[kps.callbacks.ResumableBackup(tmp_path)]
+            v1,
+            v2,
+            batch_size=16,
+            epochs=2,
+            verbose=0,
+            callbacks=[kps.callbacks.ResumableBackup(tmp_path)],
         )
 
 
@@ -126,4 +158,6 @@ def test_collapse_statistics_match_closed_forms():
     assert stats["effective_rank"] == pytest.approx(8, rel=0.02)
     assert stats["embedding_std"] == pytest.approx(1.0, rel=0.05)
     rank_one = np.outer(rng.normal(size=4000), rng.normal(size=8))
-    assert kps.callbacks.collapse_monitor.collapse_statistics(rank_one)["effective_rank"] == pytest.approx(1.0, abs=1e-3)
+    assert kps.callbacks.collapse_monitor.collapse_statistics(rank_one)[
+        "effective_rank"
+    ] == pytest.approx(1.0, abs=1e-3)

@@ -21,7 +21,18 @@ from tensorflow_datasets.core.download import checksums
 import keras_pid_ssl as kps
 from keras_pid_ssl.data import tfds_datasets
 
-CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 def _records(rng, n, label_bytes):
@@ -52,7 +63,10 @@ def _make_cifar10(manual_dir, rng):
     expected["test"].append((images, labels[:, 0]))
     members["cifar-10-batches-bin/batches.meta.txt"] = ("\n".join(CIFAR10_NAMES) + "\n\n").encode()
     _write_archive(os.path.join(manual_dir, "cifar-10-binary.tar.gz"), members)
-    return {k: (np.concatenate([v[0] for v in vs]), np.concatenate([v[1] for v in vs])) for k, vs in expected.items()}
+    return {
+        k: (np.concatenate([v[0] for v in vs]), np.concatenate([v[1] for v in vs]))
+        for k, vs in expected.items()
+    }
 
 
 def _make_cifar100(manual_dir, rng):
@@ -61,8 +75,12 @@ def _make_cifar100(manual_dir, rng):
         labels, images, data = _records(rng, n, 2)
         members[f"cifar-100-binary/{split}.bin"] = data
         expected[split] = (images, labels[:, 1])  # fine label, after the coarse one
-    members["cifar-100-binary/coarse_label_names.txt"] = "\n".join(f"coarse{i}" for i in range(20)).encode()
-    members["cifar-100-binary/fine_label_names.txt"] = "\n".join(f"fine{i}" for i in range(100)).encode()
+    members["cifar-100-binary/coarse_label_names.txt"] = "\n".join(
+        f"coarse{i}" for i in range(20)
+    ).encode()
+    members["cifar-100-binary/fine_label_names.txt"] = "\n".join(
+        f"fine{i}" for i in range(100)
+    ).encode()
     _write_archive(os.path.join(manual_dir, "cifar-100-binary.tar.gz"), members)
     return expected
 
@@ -71,7 +89,9 @@ def _register(monkeypatch, name, archive_path):
     """Tell tfds's checksum registry about the test archive."""
     url = tfds_datasets.DATASETS[name]["url"]
     info = checksums.compute_url_info(archive_path)
-    url_info = checksums.UrlInfo(size=info.size, checksum=info.checksum, filename=os.path.basename(archive_path))
+    url_info = checksums.UrlInfo(
+        size=info.size, checksum=info.checksum, filename=os.path.basename(archive_path)
+    )
     monkeypatch.setattr(tfds.builder_cls(name), "url_infos", {url: url_info})
 
 
@@ -94,38 +114,55 @@ def cifar_dirs(tmp_path_factory):
     manual_dir = data_dir / "downloads" / "manual"
     manual_dir.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    expected = {"cifar10": _make_cifar10(manual_dir, rng), "cifar100": _make_cifar100(manual_dir, rng)}
+    expected = {
+        "cifar10": _make_cifar10(manual_dir, rng),
+        "cifar100": _make_cifar100(manual_dir, rng),
+    }
     return data_dir, manual_dir, expected
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
-def test_builds_offline_from_the_manual_archive_and_reads_every_split(cifar_dirs, monkeypatch, name):
+def test_builds_offline_from_the_manual_archive_and_reads_every_split(
+    cifar_dirs, monkeypatch, name
+):
     data_dir, manual_dir, expected = cifar_dirs
     _register(monkeypatch, name, manual_dir / tfds_datasets.DATASETS[name]["archive"])
     for split in ("train", "test"):
         images, labels = kps.data.load(name, split, data_dir=data_dir)
-        assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3) and labels.dtype == np.int64
+        assert (
+            images.dtype == np.uint8
+            and images.shape[1:] == (32, 32, 3)
+            and labels.dtype == np.int64
+        )
         _assert_same_examples((images, labels), expected[name][split])
     names = kps.data.class_names(name, data_dir=data_dir)
-    assert names[:3] == (("airplane", "automobile", "bird") if name == "cifar10" else ("fine0", "fine1", "fine2"))
+    assert names[:3] == (
+        ("airplane", "automobile", "bird") if name == "cifar10" else ("fine0", "fine1", "fine2")
+    )
 
 
 def test_a_prepared_dataset_is_read_without_the_archive(cifar_dirs, monkeypatch, tmp_path):
     data_dir, manual_dir, expected = cifar_dirs
     _register(monkeypatch, "cifar10", manual_dir / "cifar-10-binary.tar.gz")
     kps.data.load("cifar10", "test", data_dir=data_dir)  # prepared (maybe by the test above)
-    images, labels = kps.data.load("cifar10", "test", data_dir=data_dir, manual_dir=tmp_path / "empty")
+    images, labels = kps.data.load(
+        "cifar10", "test", data_dir=data_dir, manual_dir=tmp_path / "empty"
+    )
     _assert_same_examples((images, labels), expected["cifar10"]["test"])
 
 
 def test_split_slicing_as_dataset_and_resizing(cifar_dirs, monkeypatch):
     data_dir, manual_dir, _ = cifar_dirs
     _register(monkeypatch, "cifar10", manual_dir / "cifar-10-binary.tar.gz")
-    images, _ = kps.data.load("cifar10", "train[:50%]", data_dir=data_dir, image_size=16, channels=1)
+    images, _ = kps.data.load(
+        "cifar10", "train[:50%]", data_dir=data_dir, image_size=16, channels=1
+    )
     assert images.shape == (5, 16, 16, 1)
     dataset = kps.data.load("cifar10", "test", data_dir=data_dir, as_dataset=True, image_size=16)
     image, label = next(iter(dataset))
-    assert image.shape == (16, 16, 3) and image.dtype.name == "uint8" and label.dtype.name == "int64"
+    assert (
+        image.shape == (16, 16, 3) and image.dtype.name == "uint8" and label.dtype.name == "int64"
+    )
 
 
 def test_an_explicit_manual_dir_is_used(tmp_path, monkeypatch):

@@ -14,7 +14,9 @@ from keras_pid_ssl.data import fashion_mnist
 
 def _write_idx(path, array, magic_type=0x08):
     """The idx format: 0, 0, type byte, rank byte, big-endian int32 dims, data."""
-    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(struct.pack(">i", d) for d in array.shape)
+    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(
+        struct.pack(">i", d) for d in array.shape
+    )
     with gzip.open(path, "wb") as f:
         f.write(header + array.astype(np.uint8).tobytes())
 
@@ -58,7 +60,9 @@ def test_pads_to_32_and_repeats_channels_for_the_model(idx_dir):
 
 def test_resize_method_resizes(idx_dir):
     folder, _ = idx_dir
-    images, _ = kps.data.load("fashion_mnist", "test", data_dir=folder, image_size=14, resize_method="resize")
+    images, _ = kps.data.load(
+        "fashion_mnist", "test", data_dir=folder, image_size=14, resize_method="resize"
+    )
     assert images.shape == (5, 14, 14, 1) and images.dtype == np.uint8
 
 

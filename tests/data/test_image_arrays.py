@@ -20,7 +20,9 @@ def test_pad_centres_the_images_in_zeros():
 
 def test_odd_padding_puts_the_extra_row_at_the_bottom_right():
     padded = kps.data.pad_images(np.full((1, 2, 2, 1), 9, np.uint8), (5, 4))
-    np.testing.assert_array_equal(np.argwhere(padded[0, ..., 0] == 9), [[1, 1], [1, 2], [2, 1], [2, 2]])
+    np.testing.assert_array_equal(
+        np.argwhere(padded[0, ..., 0] == 9), [[1, 1], [1, 2], [2, 1], [2, 2]]
+    )
 
 
 def test_pad_to_a_smaller_size_is_refused():
@@ -39,13 +41,17 @@ def test_resize_keeps_a_constant_image_constant_and_uint8():
 def test_repeating_a_grey_channel_and_taking_the_luma_back():
     images = _images()
     rgb = kps.data.convert_channels(images, 3)
-    assert rgb.shape == (3, 28, 28, 3) and all(np.array_equal(rgb[..., c], images[..., 0]) for c in range(3))
+    assert rgb.shape == (3, 28, 28, 3) and all(
+        np.array_equal(rgb[..., c], images[..., 0]) for c in range(3)
+    )
     np.testing.assert_array_equal(kps.data.convert_channels(rgb, 1), images)
 
 
 def test_luma_weights():
     pixel = np.array([[[[200, 100, 50]]]], np.uint8)
-    assert kps.data.convert_channels(pixel, 1)[0, 0, 0, 0] == round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)
+    assert kps.data.convert_channels(pixel, 1)[0, 0, 0, 0] == round(
+        0.299 * 200 + 0.587 * 100 + 0.114 * 50
+    )
 
 
 def test_prepare_images_pads_then_converts():

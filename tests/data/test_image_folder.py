@@ -73,7 +73,9 @@ def test_grey_images_stay_grey_and_join_colour_ones_as_rgb(tmp_path):
 
 def test_palette_and_rgba_files_decode_to_rgb(tmp_path):
     rgb = _rgb(4)
-    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(tmp_path / "rgba.png")
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(
+        tmp_path / "rgba.png"
+    )
     images, _ = _load(tmp_path)
     np.testing.assert_array_equal(images[0], rgb)
 

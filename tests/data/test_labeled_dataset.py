@@ -32,7 +32,9 @@ def test_evaluation_batches_keep_order_and_the_last_partial_batch():
 def test_training_batches_are_shuffled_pairs_kept_together():
     images = np.arange(12, dtype=np.uint8).reshape(12, 1, 1, 1) * np.ones((1, 4, 4, 3), np.uint8)
     labels = np.arange(12)
-    dataset = kps.data.labeled_dataset(images, labels, batch_size=4, shuffle=True, drop_remainder=True, seed=1)
+    dataset = kps.data.labeled_dataset(
+        images, labels, batch_size=4, shuffle=True, drop_remainder=True, seed=1
+    )
     got_images, got_labels = _collect(dataset)
     np.testing.assert_allclose(np.round(got_images[:, 0, 0, 0] * 255), got_labels)
     assert sorted(got_labels) == list(range(12)) and not np.array_equal(got_labels, labels)
@@ -41,14 +43,20 @@ def test_training_batches_are_shuffled_pairs_kept_together():
 def test_resizing_and_crop_flip_augmentation():
     images, labels = _data(size=16)
     out, _ = _collect(kps.data.labeled_dataset(images, labels, batch_size=5, image_size=8))
-    np.testing.assert_allclose(out, tf.image.resize(images / 255.0, (8, 8), antialias=True).numpy(), atol=1e-5)
-    out, _ = _collect(kps.data.labeled_dataset(images, labels, batch_size=5, augment="crop_flip", image_size=8))
+    np.testing.assert_allclose(
+        out, tf.image.resize(images / 255.0, (8, 8), antialias=True).numpy(), atol=1e-5
+    )
+    out, _ = _collect(
+        kps.data.labeled_dataset(images, labels, batch_size=5, augment="crop_flip", image_size=8)
+    )
     assert out.shape == (10, 8, 8, 3) and out.min() >= 0 and out.max() <= 1
 
 
 def test_flip_only_mirrors_some_images():
     images, labels = _data(n=40)
-    out, _ = _collect(kps.data.labeled_dataset(images, labels, batch_size=40, augment="flip", seed=0))
+    out, _ = _collect(
+        kps.data.labeled_dataset(images, labels, batch_size=40, augment="flip", seed=0)
+    )
     flipped = np.all(np.isclose(out, images[:, :, ::-1] / 255.0), axis=(1, 2, 3))
     same = np.all(np.isclose(out, images / 255.0), axis=(1, 2, 3))
     assert np.all(flipped | same) and 0 < flipped.sum() < 40

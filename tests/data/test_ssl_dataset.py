@@ -46,7 +46,10 @@ def test_pid_views_add_the_clean_target_of_the_same_images():
 def test_every_epoch_is_reshuffled_and_covers_every_image():
     images = np.arange(16, dtype=np.uint8).reshape(16, 1, 1, 1) * np.ones((1, 4, 4, 1), np.uint8)
     dataset = kps.data.ssl_dataset(images, views="pid", augment="grayscale", batch_size=4, seed=2)
-    epochs = [np.concatenate([np.round(b[2][:, 0, 0, 0] * 255) for b in _batches(dataset)]) for _ in range(2)]
+    epochs = [
+        np.concatenate([np.round(b[2][:, 0, 0, 0] * 255) for b in _batches(dataset)])
+        for _ in range(2)
+    ]
     for order in epochs:
         assert sorted(order) == list(range(16))
     assert not np.array_equal(epochs[0], epochs[1])
@@ -55,33 +58,44 @@ def test_every_epoch_is_reshuffled_and_covers_every_image():
 def test_image_size_and_a_dataset_of_image_label_pairs():
     images = _images(n=12, size=16)
     dataset = tf.data.Dataset.from_tensor_slices((images, np.zeros(12, np.int64)))
-    batches = _batches(kps.data.ssl_dataset(dataset, views="pid", augment="grayscale", batch_size=4, image_size=8))
+    batches = _batches(
+        kps.data.ssl_dataset(dataset, views="pid", augment="grayscale", batch_size=4, image_size=8)
+    )
     assert len(batches) == 3 and all(v.shape == (4, 8, 8, 3) for b in batches for v in b)
 
 
 def test_a_views_object_or_a_single_layer_as_augment():
     images = _images(n=8)
     views = kps.augment.preset("grayscale", image_size=8, target="weak")
-    assert len(_batches(kps.data.ssl_dataset(images, views="pid", augment=views, batch_size=4))[0]) == 3
+    assert (
+        len(_batches(kps.data.ssl_dataset(images, views="pid", augment=views, batch_size=4))[0])
+        == 3
+    )
     layer = kps.augment.RandomResizedCrop(8)
     view1, view2 = _batches(kps.data.ssl_dataset(images, augment=layer, batch_size=8))[0]
     assert not np.allclose(view1, view2)
 
 
 def test_grey_images_with_the_grayscale_preset():
-    batches = _batches(kps.data.ssl_dataset(_images(n=8, channels=1), augment="grayscale", batch_size=4))
+    batches = _batches(
+        kps.data.ssl_dataset(_images(n=8, channels=1), augment="grayscale", batch_size=4)
+    )
     assert batches[0][0].shape == (4, 8, 8, 1)
 
 
 @pytest.mark.parametrize("views, model_cls", [("two", "SSLModel"), ("pid", "PIDModel")])
 def test_fits_a_tiny_model_for_one_epoch_on_this_backend(views, model_cls):
-    dataset = kps.data.ssl_dataset(_images(n=32), views=views, augment="grayscale", batch_size=16, seed=3)
+    dataset = kps.data.ssl_dataset(
+        _images(n=32), views=views, augment="grayscale", batch_size=16, seed=3
+    )
     encoder = kps.backbones.SmallConvNet(input_shape=(8, 8, 3), widths=(4,))
     projector = kps.heads.Projector(hidden_dims=(8,), output_dim=8)
     if model_cls == "SSLModel":
         model = kps.SSLModel(encoder, projector, loss=kps.losses.BarlowTwinsLoss())
     else:
-        model = kps.PIDModel(encoder, projector, loss=kps.losses.PIDLoss(), track_gradient_ratio=False)
+        model = kps.PIDModel(
+            encoder, projector, loss=kps.losses.PIDLoss(), track_gradient_ratio=False
+        )
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     history = model.fit(dataset, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"][0])
@@ -100,8 +114,16 @@ def test_fits_a_tiny_model_for_one_epoch_on_this_backend(views, model_cls):
         (dict(augment="simclr"), ValueError, "Unknown augmentation preset"),
         (dict(augment=lambda x: x), ValueError, "`augment`"),
         (dict(target_view="blurred"), ValueError, "target_view"),
-        (dict(images=tf.data.Dataset.from_tensor_slices(np.zeros((4, 8, 8, 3), np.float32))), ValueError, "uint8"),
-        (dict(images=tf.data.Dataset.from_tensor_slices(_images()).batch(4)), ValueError, "unbatch"),
+        (
+            dict(images=tf.data.Dataset.from_tensor_slices(np.zeros((4, 8, 8, 3), np.float32))),
+            ValueError,
+            "uint8",
+        ),
+        (
+            dict(images=tf.data.Dataset.from_tensor_slices(_images()).batch(4)),
+            ValueError,
+            "unbatch",
+        ),
     ],
 )
 def test_bad_arguments_are_explained(kwargs, error, match):
@@ -111,7 +133,10 @@ def test_bad_arguments_are_explained(kwargs, error, match):
         kps.data.ssl_dataset(**arguments)
 
 
-@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="keras.Sequential works in tf.data on TensorFlow")
+@pytest.mark.skipif(
+    keras.backend.backend() == "tensorflow",
+    reason="keras.Sequential works in tf.data on TensorFlow",
+)
 def test_a_sequential_augmentation_is_refused_with_the_pipeline_advice():
     sequential = keras.Sequential([kps.augment.RandomResizedCrop(8)])
     with pytest.raises(ValueError, match="keras.layers.Pipeline"):
@@ -122,6 +147,8 @@ def test_a_sequential_augmentation_is_refused_with_the_pipeline_advice():
 
 
 def test_a_pipeline_augmentation_works_on_every_backend():
-    pipeline = keras.layers.Pipeline([kps.augment.RandomResizedCrop(8), keras.layers.RandomFlip("horizontal")])
+    pipeline = keras.layers.Pipeline(
+        [kps.augment.RandomResizedCrop(8), keras.layers.RandomFlip("horizontal")]
+    )
     view1, view2 = _batches(kps.data.ssl_dataset(_images(), augment=pipeline, batch_size=8))[0]
     assert view1.shape == (8, 8, 8, 3) and not np.allclose(view1, view2)

@@ -57,7 +57,9 @@ def registered(stl_dir, monkeypatch):
     data_dir, archive, expected = stl_dir
     info = checksums.compute_url_info(archive)
     url_info = checksums.UrlInfo(size=info.size, checksum=info.checksum, filename=archive.name)
-    monkeypatch.setattr(tfds.builder_cls("stl10"), "url_infos", {tfds_datasets.DATASETS["stl10"]["url"]: url_info})
+    monkeypatch.setattr(
+        tfds.builder_cls("stl10"), "url_infos", {tfds_datasets.DATASETS["stl10"]["url"]: url_info}
+    )
     return data_dir, expected
 
 

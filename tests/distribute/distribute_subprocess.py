@@ -87,9 +87,7 @@ def run_cluster(name, out_paths, args_per_process, envs, timeout=300):
                 p.wait()
     for index, (p, output) in enumerate(zip(processes, outputs)):
         if p.returncode != 0:
-            raise AssertionError(
-                failure_message(f"{name} process {index}", p.returncode, output)
-            )
+            raise AssertionError(failure_message(f"{name} process {index}", p.returncode, output))
     reports = []
     for out in out_paths:
         with open(out) as f:

@@ -12,7 +12,9 @@ match it.
 import keras
 import numpy as np
 import pytest
-from distribute_subprocess import free_loopback_ports, program_env, run_cluster
+from distribute_subprocess import free_loopback_ports
+from distribute_subprocess import program_env
+from distribute_subprocess import run_cluster
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax",

@@ -2,7 +2,8 @@
 
 import keras
 import pytest
-from distribute_subprocess import program_env, run_program
+from distribute_subprocess import program_env
+from distribute_subprocess import run_program
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
@@ -12,8 +13,11 @@ pytestmark = pytest.mark.skipif(
 
 def test_pseudo_label_pretrain_on_two_replicas(tiny_fashion_mnist, tmp_path):
     report = run_program(
-        "mirrored_pretrain.py", tmp_path / "out.json", args=(str(tmp_path), tiny_fashion_mnist),
-        env=program_env("tensorflow"), timeout=600,
+        "mirrored_pretrain.py",
+        tmp_path / "out.json",
+        args=(str(tmp_path), tiny_fashion_mnist),
+        env=program_env("tensorflow"),
+        timeout=600,
     )
     assert report["num_replicas"] == 2
     assert report["loss_finite"]

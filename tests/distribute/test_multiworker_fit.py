@@ -11,7 +11,9 @@ import json
 import keras
 import numpy as np
 import pytest
-from distribute_subprocess import free_loopback_ports, program_env, run_cluster
+from distribute_subprocess import free_loopback_ports
+from distribute_subprocess import program_env
+from distribute_subprocess import run_cluster
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
@@ -26,9 +28,7 @@ def worker_reports(tmp_path_factory):
     envs = [
         program_env(
             "tensorflow",
-            TF_CONFIG=json.dumps(
-                {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            ),
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
         )
         for index in range(2)
     ]

@@ -11,7 +11,8 @@ on the same 16 images, with no strategy at all.
 
 import keras
 import pytest
-from distribute_subprocess import program_env, run_program
+from distribute_subprocess import program_env
+from distribute_subprocess import run_program
 
 BACKEND = keras.backend.backend()
 pytestmark = pytest.mark.skipif(
@@ -90,4 +91,3 @@ def test_two_replica_fit_history_matches_one_device(report):
     off = {k: v for k, v in compared.items() if v["max_rel"] > 1e-4}
     assert not off, off
     assert fit["weights"]["max_rel"] <= 1e-4, fit["weights"]
-

@@ -10,7 +10,8 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import requires_jax, requires_tensorflow
+from conftest import requires_jax
+from conftest import requires_tensorflow
 
 import keras_pid_ssl as kps
 
@@ -86,18 +87,15 @@ def test_none_scope_is_one_replica_and_leaves_the_loss_unchanged():
 
 def test_scope_cannot_be_entered_twice_at_once():
     scope = kps.distribute.strategy_scope("none")
-    with scope:
-        with pytest.raises(RuntimeError, match="already entered"):
-            scope.__enter__()
+    with scope, pytest.raises(RuntimeError, match="already entered"):
+        scope.__enter__()
     with scope:  # and can be entered again after leaving
         pass
 
 
 def test_gather_and_scale_are_the_identity_on_one_device():
     z = np.arange(12, dtype="float32").reshape(4, 3)
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(kps.distribute.gather_replicas(z)), z
-    )
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(kps.distribute.gather_replicas(z)), z)
     assert kps.distribute.num_replicas_in_sync() == 1
     assert float(kps.distribute.scale_loss_for_replicas(2.5)) == 2.5
     assert float(kps.distribute.sum_over_replicas(2.5)) == 2.5
@@ -117,9 +115,9 @@ def test_global_batch_is_per_replica_batch_times_replicas():
 def test_learning_rate_scales_linearly_with_the_global_batch_per_256():
     assert kps.distribute.scale_learning_rate(0.2, 256) == pytest.approx(0.2)
     assert kps.distribute.scale_learning_rate(0.2, 1024) == pytest.approx(0.8)
-    assert kps.distribute.scale_learning_rate(
-        1e-3, 64, reference_batch_size=32
-    ) == pytest.approx(2e-3)
+    assert kps.distribute.scale_learning_rate(1e-3, 64, reference_batch_size=32) == pytest.approx(
+        2e-3
+    )
     with pytest.raises(ValueError, match="base_learning_rate"):
         kps.distribute.scale_learning_rate(-0.1, 256)
 
@@ -170,9 +168,7 @@ def test_jax_data_parallel_scope_sets_and_restores_the_distribution():
 @requires_jax
 def test_jax_multi_host_needs_address_count_and_id_together():
     with pytest.raises(ValueError, match="coordinator_address.*num_processes.*process_id"):
-        kps.distribute.strategy_scope(
-            "jax_data_parallel", coordinator_address="127.0.0.1:1234"
-        )
+        kps.distribute.strategy_scope("jax_data_parallel", coordinator_address="127.0.0.1:1234")
 
 
 @requires_jax

@@ -4,9 +4,9 @@ import os
 import keras
 import numpy as np
 import pytest
+from conftest import requires_tensorflow
 
 import keras_pid_ssl as kps
-from conftest import requires_tensorflow
 
 IMAGE_SHAPE = (8, 8, 3)
 
@@ -54,9 +54,7 @@ def test_saved_model_endpoints_match_the_keras_encoder(tmp_path):
     )
     # The signatures TensorFlow Serving sees: float serve is the default.
     assert {"serve", "serve_uint8", "serving_default"} <= set(loaded.signatures)
-    (output,) = loaded.signatures["serving_default"](
-        images=tf.constant(float_images)
-    ).values()
+    (output,) = loaded.signatures["serving_default"](images=tf.constant(float_images)).values()
     np.testing.assert_allclose(output.numpy(), expected, rtol=1e-4, atol=1e-5)
     # Any batch size.
     assert loaded.serve(tf.constant(float_images[:1])).shape == (1, 6)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import keras_pid_ssl as kps
-from keras_pid_ssl.information import ATOM_NAMES, ClassifierPIDHeads, classifier_pid
+from keras_pid_ssl.information import ATOM_NAMES
+from keras_pid_ssl.information import ClassifierPIDHeads
+from keras_pid_ssl.information import classifier_pid
 from keras_pid_ssl.utils.autodiff import gradient
 
 LN2 = math.log(2.0)
@@ -38,7 +40,9 @@ def test_atoms_are_the_tightest_cross_entropy_bounds():
     i1, i2 = max(h - ce[0], 0.0), max(h - ce[1], 0.0)
     i12 = max(h - ce[2], i1, i2)
     np.testing.assert_allclose(atoms["label_entropy"], h, rtol=1e-5)
-    np.testing.assert_allclose([atoms["head_ce1"], atoms["head_ce2"], atoms["head_ce12"]], ce, rtol=1e-5)
+    np.testing.assert_allclose(
+        [atoms["head_ce1"], atoms["head_ce2"], atoms["head_ce12"]], ce, rtol=1e-5
+    )
     np.testing.assert_allclose([atoms["i1"], atoms["i2"], atoms["i12"]], [i1, i2, i12], atol=1e-5)
     assert atoms["i1"] > 0.1
     parts = sum(atoms[k] for k in ("redundancy", "unique1", "unique2", "synergy"))

@@ -36,15 +36,22 @@ def pure_synergy():
     i_single = mi(1 / (2 * (1 + s**2)))
     i_joint = mi(1 / (1 + s**2))
     expected = dict(
-        i1=i_single, i2=i_single, i12=i_joint, redundancy=i_single,
-        unique1=0, unique2=0, synergy=i_joint - i_single,
+        i1=i_single,
+        i2=i_single,
+        i12=i_joint,
+        redundancy=i_single,
+        unique1=0,
+        unique2=0,
+        synergy=i_joint - i_single,
     )
     return (z1, z2, t), expected
 
 
 def independent():
     a, b, c, _ = sources(2)
-    return (a, b, c), {k: 0.0 for k in ("i1", "i2", "i12", "redundancy", "unique1", "unique2", "synergy")}
+    return (a, b, c), {
+        k: 0.0 for k in ("i1", "i2", "i12", "redundancy", "unique1", "unique2", "synergy")
+    }
 
 
 def one_unique_source():
@@ -84,7 +91,10 @@ def test_full_estimator_matches_closed_form(case):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_pid_atoms_sum_to_joint_information(case, estimator):
     (z1, z2, t), _ = CASES[case]()
-    atoms = {k: float(v) for k, v in gaussian_pid(z1[:512], z2[:512], t[:512], estimator=estimator).items()}
+    atoms = {
+        k: float(v)
+        for k, v in gaussian_pid(z1[:512], z2[:512], t[:512], estimator=estimator).items()
+    }
     total = atoms["redundancy"] + atoms["unique1"] + atoms["unique2"] + atoms["synergy"]
     np.testing.assert_allclose(total, atoms["i12"], atol=1e-5)
     np.testing.assert_allclose(atoms["redundancy"] + atoms["unique1"], atoms["i1"], atol=1e-5)
@@ -97,7 +107,9 @@ def test_mutual_information_matches_population_formula():
     x = rng.multivariate_normal(np.zeros(3), cov, size=N).astype("float32")
     a, b = x[:, :1], x[:, 1:]
     expected = 0.5 * (
-        np.linalg.slogdet(cov[:1, :1])[1] + np.linalg.slogdet(cov[1:, 1:])[1] - np.linalg.slogdet(cov)[1]
+        np.linalg.slogdet(cov[:1, :1])[1]
+        + np.linalg.slogdet(cov[1:, 1:])[1]
+        - np.linalg.slogdet(cov)[1]
     )
     np.testing.assert_allclose(float(gaussian_mutual_information(a, b)), expected, atol=0.01)
 

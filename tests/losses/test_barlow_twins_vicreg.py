@@ -31,7 +31,12 @@ def numpy_vicreg(x, y, sim=25.0, std=25.0, cov=1.0, eps=1e-4):
     cov_y = y.T @ y / (n - 1)
     off = lambda m: m[~np.eye(d, dtype=bool)]  # noqa: E731
     cov_loss = (off(cov_x) ** 2).sum() / d + (off(cov_y) ** 2).sum() / d
-    return sim * repr_loss + std * std_loss + cov * cov_loss, sim * repr_loss, std * std_loss, cov * cov_loss
+    return (
+        sim * repr_loss + std * std_loss + cov * cov_loss,
+        sim * repr_loss,
+        std * std_loss,
+        cov * cov_loss,
+    )
 
 
 def _pair(n=32, d=16, seed=0, scale=1.0):
@@ -46,7 +51,9 @@ def test_barlow_twins_matches_numpy_reference(lambd, inv, scale):
     z1, z2 = _pair()
     loss = kps.losses.BarlowTwinsLoss(lambda_offdiag=lambd, invariance_weight=inv, scale=scale)
     terms = {k: float(v) for k, v in loss.terms(z1, z2).items()}
-    total, on, off = numpy_barlow_twins(z1.astype("float64"), z2.astype("float64"), lambd, inv, scale)
+    total, on, off = numpy_barlow_twins(
+        z1.astype("float64"), z2.astype("float64"), lambd, inv, scale
+    )
     np.testing.assert_allclose(terms["loss"], total, rtol=1e-4)
     np.testing.assert_allclose(terms["invariance"], on, rtol=1e-4)
     np.testing.assert_allclose(terms["redundancy_reduction"], off, rtol=1e-4)

@@ -32,7 +32,9 @@ def _embeddings(n=64, d=8, seed=0):
 def test_zero_pid_weights_equal_the_base_loss(base):
     z1, z2, t = _embeddings()
     loss = kps.losses.PIDLoss(base=base, invariance_weight=1.0, w_joint=0.0, w_red=0.0, w_syn=0.0)
-    reference = {"barlow_twins": kps.losses.BarlowTwinsLoss(), "vicreg": kps.losses.VICRegLoss()}[base]
+    reference = {"barlow_twins": kps.losses.BarlowTwinsLoss(), "vicreg": kps.losses.VICRegLoss()}[
+        base
+    ]
     np.testing.assert_allclose(float(loss(z1, z2, t)), float(reference(z1, z2)), rtol=1e-6)
 
 
@@ -49,7 +51,12 @@ def test_pid_terms_match_the_spec_formula(units):
     z1, z2, t = _embeddings()
     w_joint, w_red, w_syn, inv = 0.3, 0.2, 0.7, 0.5
     loss = kps.losses.PIDLoss(
-        base="barlow_twins", invariance_weight=inv, w_joint=w_joint, w_red=w_red, w_syn=w_syn, units=units
+        base="barlow_twins",
+        invariance_weight=inv,
+        w_joint=w_joint,
+        w_red=w_red,
+        w_syn=w_syn,
+        units=units,
     )
     terms = {k: float(v) for k, v in loss.terms(z1, z2, t).items()}
     r1, r2, joint, i1, i2, i12 = numpy_per_dim(*(x.astype("float64") for x in (z1, z2, t)))
@@ -60,13 +67,21 @@ def test_pid_terms_match_the_spec_formula(units):
             - w_syn * (joint - np.maximum(r1, r2)).sum()
         )
     else:
-        expected = -w_joint * i12.sum() + w_red * np.minimum(i1, i2).sum() - w_syn * (i12 - np.maximum(i1, i2)).sum()
+        expected = (
+            -w_joint * i12.sum()
+            + w_red * np.minimum(i1, i2).sum()
+            - w_syn * (i12 - np.maximum(i1, i2)).sum()
+        )
     base = kps.losses.BarlowTwinsLoss().terms(z1, z2)
-    expected_total = expected + inv * float(base["invariance"]) + float(base["redundancy_reduction"])
+    expected_total = (
+        expected + inv * float(base["invariance"]) + float(base["redundancy_reduction"])
+    )
     pid_sum = terms["joint_term"] + terms["redundancy_term"] + terms["synergy_term"]
     np.testing.assert_allclose(pid_sum, expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(terms["loss"], expected_total, rtol=1e-4)
-    np.testing.assert_allclose(terms["synergy"], (i12 - np.maximum(i1, i2)).mean(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        terms["synergy"], (i12 - np.maximum(i1, i2)).mean(), rtol=1e-4, atol=1e-6
+    )
     np.testing.assert_allclose(terms["redundancy"], np.minimum(i1, i2).mean(), rtol=1e-4)
 
 
@@ -87,7 +102,9 @@ def test_coefficients_are_variables_that_change_the_loss():
     loss.set_coefficients(w_syn=2.0)
     after = loss.terms(z1, z2, t)
     assert float(after["w_syn"]) == 2.0
-    np.testing.assert_allclose(float(after["loss"]), before + float(after["synergy_term"]), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(after["loss"]), before + float(after["synergy_term"]), rtol=1e-5
+    )
     assert float(after["synergy_term"]) < 0
     assert all(not v.trainable for v in loss.weights) and len(loss.weights) == 4
 
@@ -115,7 +132,10 @@ def test_full_estimator_loss_is_finite_and_reports_atoms():
 
 def test_pid_loss_config_round_trip_keeps_base_and_coefficients():
     loss = kps.losses.PIDLoss(
-        base=kps.losses.VICRegLoss(invariance_weight=10.0), invariance_weight=0.5, w_red=0.2, units="nats"
+        base=kps.losses.VICRegLoss(invariance_weight=10.0),
+        invariance_weight=0.5,
+        w_red=0.2,
+        units="nats",
     )
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert isinstance(restored.base, kps.losses.VICRegLoss)

@@ -5,7 +5,9 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import make_views, tiny_encoder, tiny_projector
+from conftest import make_views
+from conftest import tiny_encoder
+from conftest import tiny_projector
 
 import keras_pid_ssl as kps
 from keras_pid_ssl.information import ATOM_NAMES
@@ -18,7 +20,11 @@ def _model(**kwargs):
 
 def _fit(model, views, epochs=2, lr=3e-3):
     model.compile(optimizer=keras.optimizers.Adam(lr))
-    dataset = __import__("tensorflow").data.Dataset.from_tensor_slices(views).batch(16, drop_remainder=True)
+    dataset = (
+        __import__("tensorflow")
+        .data.Dataset.from_tensor_slices(views)
+        .batch(16, drop_remainder=True)
+    )
     return model.fit(dataset, epochs=epochs, verbose=0).history
 
 
@@ -81,7 +87,9 @@ def test_ema_model_round_trips_with_target_weights(tmp_path):
     assert restored.target_momentum == 0.9
     for a, b in zip(model.target_encoder.weights, restored.target_encoder.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b))
-    np.testing.assert_array_equal(model.predict(views[0], verbose=0), restored.predict(views[0], verbose=0))
+    np.testing.assert_array_equal(
+        model.predict(views[0], verbose=0), restored.predict(views[0], verbose=0)
+    )
 
 
 def test_two_view_batches_are_rejected_with_a_clear_message():

@@ -5,7 +5,9 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import make_views, tiny_encoder, tiny_projector
+from conftest import make_views
+from conftest import tiny_encoder
+from conftest import tiny_projector
 
 import keras_pid_ssl as kps
 from keras_pid_ssl.information import ATOM_NAMES
@@ -124,14 +126,26 @@ def test_fit_trains_and_history_contains_every_atom():
     images = (rng.uniform(size=(48, 8, 8, 1)) * 255).astype(np.uint8)
     refresh = kps.callbacks.PseudoLabelRefresh(images, epochs=3, warmup_epochs=1, recluster_every=1)
     dataset = kps.data.ssl_dataset(
-        images, views="pid", augment=keras.layers.RandomFlip("horizontal", seed=0),
-        batch_size=16, pseudo_labels=refresh.labels, seed=0,
+        images,
+        views="pid",
+        augment=keras.layers.RandomFlip("horizontal", seed=0),
+        batch_size=16,
+        pseudo_labels=refresh.labels,
+        seed=0,
     )
     model = _model(w_joint=0.1, w_red=0.1, w_syn=1.0)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     history = model.fit(dataset, epochs=3, callbacks=[refresh], verbose=0).history
-    names = ATOM_NAMES + PSEUDO_LABEL_METRICS + (
-        "joint_term", "redundancy_term", "synergy_term", "pid_grad_ratio", "redundancy_reduction",
+    names = (
+        ATOM_NAMES
+        + PSEUDO_LABEL_METRICS
+        + (
+            "joint_term",
+            "redundancy_term",
+            "synergy_term",
+            "pid_grad_ratio",
+            "redundancy_reduction",
+        )
     )
     for name in names:
         assert name in history and np.all(np.isfinite(history[name])), name

@@ -5,7 +5,9 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import make_views, tiny_encoder, tiny_projector
+from conftest import make_views
+from conftest import tiny_encoder
+from conftest import tiny_projector
 
 import keras_pid_ssl as kps
 
@@ -125,7 +127,9 @@ def test_fit_rejects_images_outside_the_expected_range():
     with pytest.raises(ValueError, match="input_range=None"):
         model.fit(dataset, epochs=1, verbose=0)
     # Inputs normalised otherwise train once the check is turned off.
-    free = kps.SSLModel(tiny_encoder(), tiny_projector(), kps.losses.BarlowTwinsLoss(), input_range=None)
+    free = kps.SSLModel(
+        tiny_encoder(), tiny_projector(), kps.losses.BarlowTwinsLoss(), input_range=None
+    )
     free.compile(optimizer="adam")
     free.fit(dataset, epochs=1, verbose=0)
 
@@ -134,7 +138,9 @@ def test_bf16_mixed_precision_fit_gives_finite_float32_losses():
     v1, v2, t = make_views(n=32, num_views=3)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = kps.PIDModel(tiny_encoder(), tiny_projector(), loss=kps.losses.PIDLoss(w_red=0.1, w_joint=0.1))
+        model = kps.PIDModel(
+            tiny_encoder(), tiny_projector(), loss=kps.losses.PIDLoss(w_red=0.1, w_joint=0.1)
+        )
         model.compile(optimizer="adam")
         assert keras.backend.standardize_dtype(model(v1).dtype) == "bfloat16"
         history = model.fit(v1, v2, sample_weight=t, batch_size=16, epochs=2, verbose=0).history

@@ -39,14 +39,14 @@ def make_variables():
 def test_lars_matches_barlow_twins_reference_over_several_steps(exclude):
     hyper = dict(momentum=0.9, weight_decay=0.05, eta=0.02)
     variables, weights = make_variables()
-    optimizer = kps.optimizers.LARS(
-        learning_rate=0.3, exclude_bias_and_norm=exclude, **hyper
-    )
+    optimizer = kps.optimizers.LARS(learning_rate=0.3, exclude_bias_and_norm=exclude, **hyper)
     rng = np.random.default_rng(1)
     momenta = [np.zeros_like(w) for w in weights]
     for _ in range(4):
         grads = [rng.normal(size=w.shape) for w in weights]
-        optimizer.apply([keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables)
+        optimizer.apply(
+            [keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables
+        )
         weights, momenta = reference_lars_step(
             weights, grads, momenta, 0.3, exclude=exclude, **hyper
         )
@@ -67,7 +67,9 @@ def test_lars_follows_a_schedule_and_scales_bias_learning_rate():
     momenta = [np.zeros_like(w) for w in weights]
     for step in range(5):
         grads = [rng.normal(size=w.shape) for w in weights]
-        optimizer.apply([keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables)
+        optimizer.apply(
+            [keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables
+        )
         lr = step / 2 if step < 2 else 0.5 * (1 + math.cos(math.pi * (step - 2) / 4))
         new_weights, new_momenta = reference_lars_step(
             weights, grads, momenta, lr, exclude=True, **hyper
@@ -89,8 +91,13 @@ def test_exclude_from_weight_decay_skips_decay_but_keeps_trust_ratio():
     grad = np.full((3, 3), 2.0)
     optimizer.apply([keras.ops.convert_to_tensor(grad.astype("float32"))], [variable])
     (expected,), _ = reference_lars_step(
-        [np.ones((3, 3))], [grad], [np.zeros((3, 3))], 0.5,
-        weight_decay=0.0, exclude=True, **hyper,
+        [np.ones((3, 3))],
+        [grad],
+        [np.zeros((3, 3))],
+        0.5,
+        weight_decay=0.0,
+        exclude=True,
+        **hyper,
     )
     np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), expected, rtol=1e-5)
 
@@ -117,8 +124,13 @@ def test_lars_trains_a_model_with_fit_and_round_trips_its_config():
 
     config = optimizer.get_config()
     clone = kps.optimizers.LARS.from_config(config)
-    for key in ("momentum", "weight_decay", "eta", "exclude_bias_and_norm",
-                "bias_and_norm_learning_rate_scale"):
+    for key in (
+        "momentum",
+        "weight_decay",
+        "eta",
+        "exclude_bias_and_norm",
+        "bias_and_norm_learning_rate_scale",
+    ):
         assert getattr(clone, key) == getattr(optimizer, key)
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert isinstance(restored, kps.optimizers.LARS)

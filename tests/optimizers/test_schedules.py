@@ -42,7 +42,9 @@ def test_warmup_cosine_decay_serialises():
 def test_scale_learning_rate_is_linear_in_batch_size():
     assert kps.optimizers.scale_learning_rate(0.2, 256) == pytest.approx(0.2)
     assert kps.optimizers.scale_learning_rate(0.2, 2048) == pytest.approx(1.6)
-    assert kps.optimizers.scale_learning_rate(0.3, 64, reference_batch_size=32) == pytest.approx(0.6)
+    assert kps.optimizers.scale_learning_rate(0.3, 64, reference_batch_size=32) == pytest.approx(
+        0.6
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,8 +53,10 @@ def test_scale_learning_rate_is_linear_in_batch_size():
         (dict(peak_learning_rate=0.0, total_steps=10), "peak_learning_rate"),
         (dict(peak_learning_rate=0.1, total_steps=10, warmup_steps=10), "total_steps"),
         (dict(peak_learning_rate=0.1, total_steps=10, warmup_steps=-1), "warmup_steps"),
-        (dict(peak_learning_rate=0.1, total_steps=10, final_learning_rate_fraction=2.0),
-         "final_learning_rate_fraction"),
+        (
+            dict(peak_learning_rate=0.1, total_steps=10, final_learning_rate_fraction=2.0),
+            "final_learning_rate_fraction",
+        ),
     ],
 )
 def test_warmup_cosine_decay_rejects_invalid_arguments(kwargs, message):

@@ -45,7 +45,10 @@ kps.training.pretrain(
 def _run(output_dir, data_dir, seed, kill_epoch=-1):
     result = subprocess.run(
         [sys.executable, "-c", RUN, str(output_dir), data_dir, str(seed), str(kill_epoch)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
         env={**os.environ, "KERAS_BACKEND": keras.backend.backend()},
     )
     return result

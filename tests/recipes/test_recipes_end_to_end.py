@@ -77,11 +77,16 @@ def test_pretrain_resume_export_and_evaluate(tiny_fashion_mnist, tmp_path):
     # linear_eval.py reads the exported SavedModel (as a user runs it).
     result = subprocess.run(
         [
-            sys.executable, os.path.join(ROOT, "recipes", "linear_eval.py"),
-            f"--backbone_path={os.path.join(run, 'backbone')}", "--dataset=fashion_mnist",
-            f"--data_dir={tiny_fashion_mnist}", f"--output_dir={run}",
+            sys.executable,
+            os.path.join(ROOT, "recipes", "linear_eval.py"),
+            f"--backbone_path={os.path.join(run, 'backbone')}",
+            "--dataset=fashion_mnist",
+            f"--data_dir={tiny_fashion_mnist}",
+            f"--output_dir={run}",
         ],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "KERAS_BACKEND": keras.backend.backend()},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -92,8 +97,14 @@ def test_pretrain_resume_export_and_evaluate(tiny_fashion_mnist, tmp_path):
 
     # finetune reads the .keras backbone, on a seeded stratified 50% subset.
     tuned = kps.evaluation.finetune(
-        os.path.join(run, "backbone.keras"), "fashion_mnist", str(tmp_path / "ft"),
-        data_dir=tiny_fashion_mnist, label_fraction=0.5, epochs=2, batch_size=16, verbose=0,
+        os.path.join(run, "backbone.keras"),
+        "fashion_mnist",
+        str(tmp_path / "ft"),
+        data_dir=tiny_fashion_mnist,
+        label_fraction=0.5,
+        epochs=2,
+        batch_size=16,
+        verbose=0,
     )
     assert tuned["train_images"] == 48 and 0.0 <= tuned["top1"] <= 1.0
     with open(tmp_path / "ft" / "subset_indices.json") as f:

@@ -22,11 +22,26 @@ import keras_pid_ssl as kps  # noqa: E402
 
 def main(out_path, work_dir, data_dir):
     summary = kps.training.pretrain(
-        os.path.join(work_dir, "run"), dataset="fashion_mnist", data_dir=data_dir, method="pid",
-        backbone="small_convnet", epochs=2, batch_size=16, optimizer="lars", warmup_epochs=1,
-        projector_dims=(16, 8), strategy="mirrored", pid_target="pseudo_label", num_clusters=4,
-        recluster_every=1, pid_warmup_epochs=0, probe_subset=32, knn_every=0, monitor_size=0,
-        export=False, verbose=0,
+        os.path.join(work_dir, "run"),
+        dataset="fashion_mnist",
+        data_dir=data_dir,
+        method="pid",
+        backbone="small_convnet",
+        epochs=2,
+        batch_size=16,
+        optimizer="lars",
+        warmup_epochs=1,
+        projector_dims=(16, 8),
+        strategy="mirrored",
+        pid_target="pseudo_label",
+        num_clusters=4,
+        recluster_every=1,
+        pid_warmup_epochs=0,
+        probe_subset=32,
+        knn_every=0,
+        monitor_size=0,
+        export=False,
+        verbose=0,
     )
     result = {
         "num_replicas": summary["num_replicas"],

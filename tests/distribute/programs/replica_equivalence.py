@@ -38,9 +38,7 @@ if BACKEND == "tensorflow":
     import tensorflow as tf
 
     _cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+    tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -52,9 +50,7 @@ REPLICAS = 2
 GLOBAL_BATCH = PER_REPLICA_BATCH * REPLICAS
 IMAGE_SHAPE = (8, 8, 1)
 DISTRIBUTED = "mirrored" if BACKEND == "tensorflow" else "jax_data_parallel"
-DEVICES = (
-    ["/cpu:0", "/cpu:1"] if BACKEND == "tensorflow" else ["cpu:0", "cpu:1"]
-)
+DEVICES = ["/cpu:0", "/cpu:1"] if BACKEND == "tensorflow" else ["cpu:0", "cpu:1"]
 LOSSES = ("barlow_twins", "vicreg", "pid")
 DEFAULT_PARTS = "gather,gradients-inference,gradients-training,fit"
 
@@ -127,9 +123,7 @@ def tf_replica_step(scope, model, views, training):
             v1, v2 = views[0], views[1]
             t = views[2] if len(views) == 3 else None
             with tf.GradientTape() as tape:
-                loss = model.compute_loss(
-                    x=v1, y=v2, sample_weight=t, training=training
-                )
+                loss = model.compute_loss(x=v1, y=v2, sample_weight=t, training=training)
             grads = tape.gradient(loss, model.trainable_weights)
             context = tf.distribute.get_replica_context()
             # What Keras' optimizer applies: the SUM over replicas.
@@ -153,9 +147,7 @@ def jax_step(model, views, training, distribution):
     # What Keras' JAX trainer differentiates (`compute_loss_and_updates`),
     # without an optimizer.
     def loss_fn(trainable, non_trainable, metrics, v1, v2, t):
-        z1, non_trainable = model.stateless_call(
-            trainable, non_trainable, v1, training=training
-        )
+        z1, non_trainable = model.stateless_call(trainable, non_trainable, v1, training=training)
         loss, _ = model.stateless_compute_loss(
             trainable,
             non_trainable,
@@ -173,9 +165,7 @@ def jax_step(model, views, training, distribution):
         views = tuple(
             None
             if v is None
-            else keras.distribution.distribute_tensor(
-                v, distribution.get_data_layout(v.shape)
-            )
+            else keras.distribution.distribute_tensor(v, distribution.get_data_layout(v.shape))
             for v in views
         )
     (loss, _), grads = grad_fn(
@@ -209,9 +199,7 @@ def gradient_report(loss_name, mode, data):
             losses, grads, rows = tf_replica_step(scope, replicated, views, training)
             extra = {"replica_losses": losses, "rows_per_replica": rows}
         else:
-            loss, grads, shards = jax_step(
-                replicated, views, training, scope.distribution
-            )
+            loss, grads, shards = jax_step(replicated, views, training, scope.distribution)
             losses = [loss]
             extra = {"input_shards": shards}
     if BACKEND == "tensorflow":
@@ -219,8 +207,7 @@ def gradient_report(loss_name, mode, data):
     else:
         single_loss, single_grads, _ = jax_step(single, views, training, None)
     per_weight = {
-        w.path: compare(g, s)
-        for w, g, s in zip(single.trainable_weights, grads, single_grads)
+        w.path: compare(g, s) for w, g, s in zip(single.trainable_weights, grads, single_grads)
     }
     return {
         "loss_single": single_loss,
@@ -229,9 +216,7 @@ def gradient_report(loss_name, mode, data):
         "grad_max_rel": max(v["max_rel"] for v in per_weight.values()),
         "grad_max_abs": max(v["max_abs"] for v in per_weight.values()),
         "num_weights": len(per_weight),
-        "grad_norm_single": float(
-            np.sqrt(sum(np.sum(np.square(g)) for g in single_grads))
-        ),
+        "grad_norm_single": float(np.sqrt(sum(np.sum(np.square(g)) for g in single_grads))),
         "per_weight": per_weight,
         **extra,
     }
@@ -260,8 +245,7 @@ def gather_report():
 
     results = step(batch)
     local, once, twice, total = (
-        [x.numpy().tolist() for x in scope.strategy.experimental_local_results(r)]
-        for r in results
+        [x.numpy().tolist() for x in scope.strategy.experimental_local_results(r)] for r in results
     )
     return {"local": local, "once": once, "twice": twice, "sum": total}
 
@@ -306,16 +290,12 @@ def fit_report():
         "devices_holding_first_kernel": devices_holding(model.trainable_weights[0]),
         "history_replicas": history,
         "history_single": single_history,
-        "history": {
-            key: compare(history[key], single_history[key]) for key in single_history
-        },
+        "history": {key: compare(history[key], single_history[key]) for key in single_history},
         "weights": max(
             (compare(a, b) for a, b in zip(weights, single_weights)),
             key=lambda c: c["max_rel"],
         ),
-        "weight_change": float(
-            max(np.max(np.abs(a - b)) for a, b in zip(single_weights, initial))
-        ),
+        "weight_change": float(max(np.max(np.abs(a - b)) for a, b in zip(single_weights, initial))),
     }
 
 
@@ -331,9 +311,7 @@ def main():
     for mode in ("inference", "training"):
         if f"gradients-{mode}" in parts:
             for name in LOSSES:
-                report["gradients"][f"{name}/{mode}"] = gradient_report(
-                    name, mode, data
-                )
+                report["gradients"][f"{name}/{mode}"] = gradient_report(name, mode, data)
     if "gather" in parts and BACKEND == "tensorflow":
         report["gather"] = gather_report()
     if "fit" in parts:
@@ -343,8 +321,7 @@ def main():
 
         base.gather_replicas = lambda z: z
         report["naive"] = {
-            f"{name}/training": gradient_report(name, "training", data)
-            for name in LOSSES
+            f"{name}/training": gradient_report(name, "training", data) for name in LOSSES
         }
     with open(out_path, "w") as f:
         json.dump(report, f, indent=1)

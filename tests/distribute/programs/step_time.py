@@ -22,9 +22,7 @@ if BACKEND == "tensorflow":
     import tensorflow as tf
 
     _cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+    tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -81,11 +79,15 @@ def main():
     rng = np.random.default_rng(0)
     n = (STEPS + WARMUP_STEPS) * GLOBAL_BATCH
     target = rng.uniform(size=(n,) + IMAGE_SHAPE).astype("float32")
-    views = [np.clip(target + 0.1 * rng.normal(size=target.shape), 0, 1).astype("float32")
-             for _ in range(2)]
-    dataset = tf.data.Dataset.from_tensor_slices((views[0], views[1], target)).batch(
-        GLOBAL_BATCH, drop_remainder=True
-    ).cache()
+    views = [
+        np.clip(target + 0.1 * rng.normal(size=target.shape), 0, 1).astype("float32")
+        for _ in range(2)
+    ]
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((views[0], views[1], target))
+        .batch(GLOBAL_BATCH, drop_remainder=True)
+        .cache()
+    )
     report = {
         "backend": BACKEND,
         "cpu_count": os.cpu_count(),

@@ -22,3 +22,23 @@ from keras_pid_ssl.export import export_backbone
 from keras_pid_ssl.models import PIDModel
 from keras_pid_ssl.models import SSLModel
 from keras_pid_ssl.version import __version__
+
+__all__ = [
+    "augment",
+    "backbones",
+    "callbacks",
+    "data",
+    "distribute",
+    "evaluation",
+    "heads",
+    "information",
+    "losses",
+    "models",
+    "optimizers",
+    "presets",
+    "training",
+    "export_backbone",
+    "PIDModel",
+    "SSLModel",
+    "__version__",
+]

@@ -20,3 +20,18 @@ from keras_pid_ssl.augment.random_apply import RandomApply
 from keras_pid_ssl.augment.random_resized_crop import RandomResizedCrop
 from keras_pid_ssl.augment.solarize import Solarize
 from keras_pid_ssl.augment.views import Views
+
+__all__ = [
+    "ColorJitter",
+    "GaussianBlur",
+    "PRESETS",
+    "RECIPES",
+    "TARGET_VIEWS",
+    "preset",
+    "target_pipeline",
+    "view_pipeline",
+    "RandomApply",
+    "RandomResizedCrop",
+    "Solarize",
+    "Views",
+]

@@ -5,3 +5,11 @@ from keras_pid_ssl.backbones.resnet import ResNet18
 from keras_pid_ssl.backbones.resnet import ResNet34
 from keras_pid_ssl.backbones.resnet import ResNet50
 from keras_pid_ssl.backbones.small_convnet import SmallConvNet
+
+__all__ = [
+    "ResNet",
+    "ResNet18",
+    "ResNet34",
+    "ResNet50",
+    "SmallConvNet",
+]

@@ -8,3 +8,14 @@ from keras_pid_ssl.callbacks.pid_monitor import PIDMonitor
 from keras_pid_ssl.callbacks.pid_protocol import PIDProtocol
 from keras_pid_ssl.callbacks.pseudo_labels import PseudoLabelRefresh
 from keras_pid_ssl.callbacks.resumable_backup import ResumableBackup
+
+__all__ = [
+    "CollapseMonitor",
+    "DataEpoch",
+    "KNNMonitor",
+    "OnlineLinearProbe",
+    "PIDMonitor",
+    "PIDProtocol",
+    "PseudoLabelRefresh",
+    "ResumableBackup",
+]

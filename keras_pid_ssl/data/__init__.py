@@ -16,3 +16,15 @@ from keras_pid_ssl.data.load import class_names
 from keras_pid_ssl.data.load import load
 from keras_pid_ssl.data.pipelines import labeled_dataset
 from keras_pid_ssl.data.pipelines import ssl_dataset
+
+__all__ = [
+    "convert_channels",
+    "pad_images",
+    "prepare_images",
+    "resize_images",
+    "DATASETS",
+    "class_names",
+    "load",
+    "labeled_dataset",
+    "ssl_dataset",
+]

@@ -17,3 +17,17 @@ from keras_pid_ssl.distribute.scaling import scale_learning_rate
 from keras_pid_ssl.distribute.strategy import STRATEGY_NAMES
 from keras_pid_ssl.distribute.strategy import StrategyScope
 from keras_pid_ssl.distribute.strategy import strategy_scope
+
+__all__ = [
+    "gather_replicas",
+    "num_replicas_in_sync",
+    "scale_loss_for_replicas",
+    "sum_over_replicas",
+    "REFERENCE_BATCH_SIZE",
+    "global_batch_size",
+    "per_replica_batch_size",
+    "scale_learning_rate",
+    "STRATEGY_NAMES",
+    "StrategyScope",
+    "strategy_scope",
+]

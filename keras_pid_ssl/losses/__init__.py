@@ -5,3 +5,11 @@ from keras_pid_ssl.losses.base import SSLLoss
 from keras_pid_ssl.losses.pid import COEFFICIENT_NAMES
 from keras_pid_ssl.losses.pid import PIDLoss
 from keras_pid_ssl.losses.vicreg import VICRegLoss
+
+__all__ = [
+    "BarlowTwinsLoss",
+    "SSLLoss",
+    "COEFFICIENT_NAMES",
+    "PIDLoss",
+    "VICRegLoss",
+]

@@ -1,6 +1,6 @@
 """A small, documented sweep over the PID levers on Fashion-MNIST.
 
-Each setting changes the `pid` preset (SPEC section 3 defaults: `units="r2"`,
+Each setting changes the `pid` preset (docs/spec.md, section 3 defaults: `units="r2"`,
 `w_joint=0`, `w_red=0`, `w_syn=1`, `invariance_weight=1`,
 `target_momentum=0`, `target_view="clean"`, protocol warm-up and transition
 of 10% of the epochs each) in one or two places, and is pretrained and

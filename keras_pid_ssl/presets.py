@@ -4,8 +4,9 @@ Projector widths default to 2048-2048-2048, the CIFAR setting of solo-learn
 for both Barlow Twins and VICReg; the ImageNet papers use 8192-8192-8192
 (pass `projector_dims=(8192, 8192, 8192)`). Loss coefficients are the papers'
 (Barlow Twins lambda 5e-3; VICReg 25 / 25 / 1). The `pid_ssl` defaults are the
-SPEC's pilot setting (R^2 units, synergy term only, weight 1, invariance 1,
-same-network clean-view target), not a tuned optimum: see README, "Results".
+pilot setting of docs/spec.md, section 3 (R^2 units, synergy term only, weight
+1, invariance 1, same-network clean-view target), not a tuned optimum: see
+README, "Results".
 """
 
 from keras_pid_ssl.heads.projector import Projector
@@ -73,7 +74,7 @@ def pid_ssl(
     synchronized_bn=False,
     **model_kwargs,
 ):
-    """A `PIDModel` on a Barlow Twins or VICReg base (SPEC section 3 defaults).
+    """A `PIDModel` on a Barlow Twins or VICReg base (docs/spec.md, section 3 defaults).
 
     Train it with `kps.callbacks.PIDProtocol(epochs)` for the warm-up ->
     transition -> PID schedule, on `(view1, view2, target_view)` batches.

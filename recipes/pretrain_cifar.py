@@ -52,13 +52,15 @@ flags.DEFINE_enum("target_view", "clean", ["clean", "weak"], "PID: target view."
 flags.DEFINE_float(
     "target_momentum",
     None,
-    "PID: EMA momentum of the target network (0: same network; default 0.99 for --pid_target=ema, else 0).",
+    "PID: EMA momentum of the target network "
+    "(0: same network; default 0.99 for --pid_target=ema, else 0).",
 )
 flags.DEFINE_enum(
     "pid_target",
     "clean",
     ["clean", "ema", "pseudo_label"],
-    "PID: target: the target view through the same network, through an EMA of it, or a k-means pseudo-label of the backbone features (SPEC section 5).",
+    "PID: target: the target view through the same network, through an EMA of it, "
+    "or a k-means pseudo-label of the backbone features (docs/spec.md, section 5).",
 )
 flags.DEFINE_integer(
     "num_clusters",
@@ -91,12 +93,14 @@ flags.DEFINE_string("output_dir", "runs/pretrain", "Output folder (also the resu
 flags.DEFINE_integer(
     "seed",
     0,
-    "Random seed: weights, data order and augmentation (epoch k's batches depend on (seed, k) only).",
+    "Random seed: weights, data order and augmentation "
+    "(epoch k's batches depend on (seed, k) only).",
 )
 flags.DEFINE_bool(
     "deterministic",
     True,
-    "Deterministic ops (TF op determinism; torch deterministic algorithms): the same --seed repeats the run. --nodeterministic may be faster on GPUs.",
+    "Deterministic ops (TF op determinism; torch deterministic algorithms): "
+    "the same --seed repeats the run. --nodeterministic may be faster on GPUs.",
 )
 flags.DEFINE_integer("train_subset", None, "Use only the first N training images.")
 flags.DEFINE_integer(

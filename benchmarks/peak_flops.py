@@ -283,7 +283,7 @@ def main(argv=None):
         )
 
     matmul_rows = []
-    for before, after in zip(peak_before, peak_after):
+    for before, after in zip(peak_before, peak_after, strict=True):
         matmul_rows.append(
             [
                 before["impl"],

@@ -406,19 +406,21 @@ def write_report(results, args, info, started, path_md, path_json, path_png, met
             "# Fashion-MNIST linear evaluation: PID vs Barlow Twins vs VICReg",
             "",
             _common.machine_line(info),
-            f"Compute time of the runs: {_run_minutes(results):.1f} min (pretraining + linear "
-            f"evaluation, summed); this invocation: {(time.time() - started) / 60:.1f} min (finished "
-            "runs of an earlier invocation are reused).",
+            f"Compute time of the runs: {_run_minutes(results):.1f} min "
+            "(pretraining + linear evaluation, summed); "
+            f"this invocation: {(time.time() - started) / 60:.1f} min "
+            "(finished runs of an earlier invocation are reused).",
             "",
             f"Command: `{_common.command_line()}`",
             "",
             budget_text(args),
             "",
             "Mean ± sample standard deviation over seeds. `linear top-1` is the headline "
-            "(`kps.evaluation.linear_eval`); the online probe and kNN columns are the pretraining "
-            "monitors at the last epoch (smaller subsets, see above). The floors use the same linear "
-            "evaluation; `raw pixels` is deterministic (one run). This is a short budget on a shared "
-            "2-core CPU: it ranks the methods at this budget only, not at convergence.",
+            "(`kps.evaluation.linear_eval`); the online probe and kNN columns are the "
+            "pretraining monitors at the last epoch (smaller subsets, see above). The floors use "
+            "the same linear evaluation; `raw pixels` is deterministic (one run). This is a short "
+            "budget on a shared 2-core CPU: it ranks the methods at this budget only, not at "
+            "convergence.",
             "",
             _common.markdown_table(SUMMARY_HEADER, summary_rows(results, tags)),
             "",

@@ -123,7 +123,8 @@ def write_report(results, reference, names, args, info, started, path_md, path_j
         "# PID sweep on Fashion-MNIST",
         "",
         _common.machine_line(info),
-        f"Wall time of this invocation: {(time.time() - started) / 60:.1f} min (cached runs are free).",
+        f"Wall time of this invocation: {(time.time() - started) / 60:.1f} min "
+        "(cached runs are free).",
         "",
         f"Command: `{_common.command_line()}`",
         "",

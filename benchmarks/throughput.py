@@ -321,25 +321,26 @@ def step_table(records, info, args):
         )
     return "\n".join(
         [
-            f"# Pretraining throughput: {args.backbone}, projector {args.projector}, batch {args.batch}, "
-            f"{args.image_size}x{args.image_size}x{args.channels}, {args.optimizer}",
+            f"# Pretraining throughput: {args.backbone}, projector {args.projector}, "
+            f"batch {args.batch}, {args.image_size}x{args.image_size}x{args.channels}, "
+            f"{args.optimizer}",
             "",
             _common.machine_line(info),
             "",
             f"Command: `{_common.command_line()}`",
             "",
-            f"Median of {args.steps} `train_on_batch` steps after {args.warmup} discarded warm-up steps, "
-            "random views (no input pipeline). A pair is one image's two views; PID also runs a "
-            "stop-gradient forward pass on the target view, and `pid` (default "
+            f"Median of {args.steps} `train_on_batch` steps after {args.warmup} discarded "
+            "warm-up steps, random views (no input pipeline). A pair is one image's two views; "
+            "PID also runs a stop-gradient forward pass on the target view, and `pid` (default "
             "`track_gradient_ratio=True`) differentiates the loss twice more for its "
             "`pid_grad_ratio` metric (`pid_no_ratio` turns that off). "
             + (
                 "One fresh process per row. RSS: host resident memory (MiB) just before the first "
                 "step and the process's peak (`ru_maxrss`) after the timed steps. "
                 if args.mode == "isolated"
-                else "Interleaved: one process per jit setting builds every method and alternates their "
-                "steps round-robin, so other processes' load hits all methods alike; peak RSS is "
-                "that whole process's. "
+                else "Interleaved: one process per jit setting builds every method and alternates "
+                "their steps round-robin, so other processes' load hits all methods alike; "
+                "peak RSS is that whole process's. "
             )
             + "The machine is shared, so absolute numbers are noisy; compare rows of one run. "
             "`x BT`: throughput relative to Barlow Twins at the same jit setting, from the median "
@@ -442,6 +443,12 @@ def loss_table(records, info, args, compiled):
     methods = [m for m in args.loss_methods.split(",") if m]
     by_key = {(r["method"], r["dim"]): r for r in records}
     header = ["D"] + [f"{m} median (min) ms" for m in methods]
+    if compiled:
+        compiled_text = "compiled: " + (
+            "XLA tf.function" if info["backend"] == "tensorflow" else "jax.jit"
+        )
+    else:
+        compiled_text = "eager"
     if "barlow_twins" in methods:
         header += [f"{m} / barlow_twins (min)" for m in methods if m != "barlow_twins"]
     rows = []
@@ -465,13 +472,13 @@ def loss_table(records, info, args, compiled):
             f"Command: `{_common.command_line()}`",
             "",
             f"Gradient of the loss with respect to both views' embeddings (N, D) "
-            f"({'compiled: ' + ('XLA tf.function' if info['backend'] == 'tensorflow' else 'jax.jit') if compiled else 'eager'}), "
-            f"median of {args.loss_reps} calls per method after one warm-up call, the methods' calls "
-            "alternating (round-robin) so that load from other processes hits all alike. "
-            "Ratios use the minimum (the least disturbed call). `pid` is `PIDLoss()` "
-            "(the preset's coefficients, Barlow Twins base, diagonal estimator): its PID terms cost "
-            "O(N D) on top of the base's O(N D^2) cross-correlation. Inside `PIDModel` the default "
-            "`track_gradient_ratio=True` differentiates the loss twice more per step (a metric).",
+            f"({compiled_text}), median of {args.loss_reps} calls per method after one warm-up "
+            "call, the methods' calls alternating (round-robin) so that load from other "
+            "processes hits all alike. Ratios use the minimum (the least disturbed call). "
+            "`pid` is `PIDLoss()` (the preset's coefficients, Barlow Twins base, diagonal "
+            "estimator): its PID terms cost O(N D) on top of the base's O(N D^2) "
+            "cross-correlation. Inside `PIDModel` the default `track_gradient_ratio=True` "
+            "differentiates the loss twice more per step (a metric).",
             "",
             _common.markdown_table(header, rows),
             "",
@@ -504,10 +511,7 @@ def main(argv=None):
                 raise ValueError(f"--methods: unknown {method!r}; expected some of {METHODS}")
         records = []
         for jit in jit_settings(args.jit):
-            if args.mode == "interleaved":
-                groups = [methods]
-            else:
-                groups = [[method] for method in methods]
+            groups = [methods] if args.mode == "interleaved" else [[m] for m in methods]
             for group in groups:
                 labels = [{"method": m, "jit_compile": jit} for m in group]
                 for record in run_subprocess(f"{','.join(group)}:{int(jit)}", args, labels):

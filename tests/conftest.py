@@ -71,7 +71,7 @@ def tiny_fashion_mnist(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("fashion_mnist")
     rng = np.random.default_rng(0)
-    for split, n, (images_name, labels_name) in [
+    for _split, n, (images_name, labels_name) in [
         ("train", 96, kps.data.fashion_mnist.FILES["train"]),
         ("test", 48, kps.data.fashion_mnist.FILES["test"]),
     ]:

@@ -99,7 +99,8 @@ class ResumableBackup(keras.callbacks.Callback):
             # replace the last good backup.
             warnings.warn(
                 f"Epoch {epoch + 1} ended with loss={loss}; the backup of epoch "
-                f"{self._latest_epoch()} is kept and no new backup is written."
+                f"{self._latest_epoch()} is kept and no new backup is written.",
+                stacklevel=2,
             )
             return
         os.makedirs(self.backup_dir, exist_ok=True)

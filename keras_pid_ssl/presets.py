@@ -43,6 +43,8 @@ def barlow_twins(
     Example:
 
     >>> model = barlow_twins(kps.backbones.SmallConvNet(), projector_dims=(64, 32))
+    >>> type(model.ssl_loss).__name__, model.ssl_loss.lambda_offdiag
+    ('BarlowTwinsLoss', 0.005)
     """
     projector = _projector(projector_dims, False, synchronized_bn)
     return SSLModel(encoder, projector, BarlowTwinsLoss(**loss_kwargs))
@@ -55,6 +57,9 @@ def vicreg(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, synchronized_bn=False
     Example:
 
     >>> model = vicreg(kps.backbones.SmallConvNet(), projector_dims=(64, 32))
+    >>> loss = model.ssl_loss
+    >>> type(loss).__name__, loss.invariance_weight, loss.variance_weight, loss.covariance_weight
+    ('VICRegLoss', 25.0, 25.0, 1.0)
     """
     projector = _projector(projector_dims, True, synchronized_bn)
     return SSLModel(encoder, projector, VICRegLoss(**loss_kwargs))
@@ -82,6 +87,10 @@ def pid_ssl(
     Example:
 
     >>> model = pid_ssl(kps.backbones.SmallConvNet(), projector_dims=(64, 32))
+    >>> type(model.ssl_loss.base).__name__, model.ssl_loss.units
+    ('BarlowTwinsLoss', 'r2')
+    >>> model.ssl_loss.pid_coefficients
+    {'invariance_weight': 1.0, 'w_joint': 0.0, 'w_red': 0.0, 'w_syn': 1.0}
     """
     check_choice("base", base, ("barlow_twins", "vicreg"))
     base_loss = {"barlow_twins": BarlowTwinsLoss, "vicreg": VICRegLoss}[base](**(base_kwargs or {}))
@@ -106,6 +115,13 @@ METHODS = {"barlow_twins": barlow_twins, "vicreg": vicreg, "pid": pid_ssl}
 
 
 def get(method, encoder, **kwargs):
-    """The model of `method` (`"barlow_twins"`, `"vicreg"` or `"pid"`)."""
+    """The model of `method` (`"barlow_twins"`, `"vicreg"` or `"pid"`).
+
+    Example:
+
+    >>> model = get("vicreg", kps.backbones.SmallConvNet(), projector_dims=(64, 32))
+    >>> type(model).__name__, type(model.ssl_loss).__name__
+    ('SSLModel', 'VICRegLoss')
+    """
     check_choice("method", method, tuple(METHODS))
     return METHODS[method](encoder, **kwargs)

@@ -3,6 +3,7 @@
 import math
 import numbers
 
+import numpy as np
 from keras import ops
 
 
@@ -117,4 +118,64 @@ def check_views(name, *views):
 def _shapes_match(a, b):
     if len(a) != len(b):
         return False
-    return all(x is None or y is None or x == y for x, y in zip(a, b))
+    return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
+
+
+def check_in_range(name, value, low, high):
+    """Checks a finite number in the closed interval `[low, high]`."""
+    if not _is_number(value) or not low <= value <= high:
+        raise ValueError(
+            f"`{name}` must be a number in [{low}, {high}]. Received: {name}={value!r}"
+        )
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_image_size(name, value):
+    """Checks an image size, a positive int or a pair `(height, width)` of them.
+
+    Returns:
+        The `(height, width)` pair of Python ints.
+    """
+    pair = (value, value) if _is_int(value) else value
+    if (
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(_is_int(side) and side > 0 for side in pair)
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive int or a pair (height, width) of positive ints, "
+            f"e.g. 32 or (32, 48). Received: {name}={value!r}"
+        )
+    return (int(pair[0]), int(pair[1]))
+
+
+def check_labels(name, labels, num_classes=None):
+    """Checks class labels on the host: integers in `[0, num_classes)`.
+
+    Cheap (a NumPy pass), so a callback can check its labels once when it
+    receives them, instead of failing inside a compiled step.
+    `num_classes=None` checks only that the labels are integers.
+    """
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return
+    integral = np.issubdtype(labels.dtype, np.integer) or (
+        np.issubdtype(labels.dtype, np.floating) and np.array_equal(labels, np.round(labels))
+    )
+    if not integral:
+        raise ValueError(
+            f"`{name}` must hold integer class labels. "
+            f"Received: dtype={labels.dtype}, e.g. {labels.ravel()[:3].tolist()}"
+        )
+    if num_classes is None:
+        return
+    low, high = labels.min(), labels.max()
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"`{name}` must hold class labels in [0, {num_classes}) (num_classes="
+            f"{num_classes}). Received labels in [{low:g}, {high:g}]. -1 marks an "
+            "unlabeled image: drop those; a label >= num_classes needs a larger num_classes."
+        )

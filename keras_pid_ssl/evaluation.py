@@ -7,6 +7,7 @@ exported TF SavedModel folder (`kps.export_backbone`, inference only).
 """
 
 import json
+import numbers
 import os
 import time
 
@@ -15,9 +16,10 @@ import numpy as np
 from keras import ops
 
 from keras_pid_ssl import data as data_lib
-from keras_pid_ssl.callbacks.knn_monitor import top_k_accuracy
+from keras_pid_ssl.metrics import top_k_accuracy
 from keras_pid_ssl.models.ssl_model import SSLModel
 from keras_pid_ssl.utils.validation import check_int
+from keras_pid_ssl.utils.validation import check_labels
 from keras_pid_ssl.utils.validation import check_non_negative
 from keras_pid_ssl.utils.validation import check_positive
 
@@ -91,14 +93,6 @@ def extract_features(backbone, images, batch_size=256):
     return np.concatenate(out).astype("float32")
 
 
-def _check_labels(labels, num_classes, name):
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            f"{name} labels must be in [0, {num_classes}); received values in "
-            f"[{labels.min()}, {labels.max()}] (-1 marks unlabeled images)."
-        )
-
-
 def _check_subsets(train_subset, test_subset):
     check_int("train_subset", train_subset, 1, allow_none=True)
     check_int("test_subset", test_subset, 1, allow_none=True)
@@ -138,8 +132,8 @@ def linear_eval(
     x_train, y_train = load_for_backbone(dataset, "train", backbone, data_dir, train_subset)
     x_test, y_test = load_for_backbone(dataset, "test", backbone, data_dir, test_subset)
     num_classes = int(y_train.max()) + 1
-    _check_labels(y_train, num_classes, "train")
-    _check_labels(y_test, num_classes, "test")
+    check_labels(f"{dataset} train labels", y_train, num_classes)
+    check_labels(f"{dataset} test labels", y_test, num_classes)
     f_train = extract_features(backbone, x_train)
     f_test = extract_features(backbone, x_test)
     feature_time = time.time() - start
@@ -162,10 +156,21 @@ def linear_eval(
     return result
 
 
+def _check_label_fraction(fraction):
+    if (
+        not isinstance(fraction, numbers.Real)
+        or isinstance(fraction, bool)
+        or not 0 < fraction <= 1
+    ):
+        raise ValueError(
+            "`label_fraction` must be in (0, 1] (the share of labelled training images "
+            f"kept). Received: label_fraction={fraction!r}"
+        )
+
+
 def stratified_subset(labels, fraction, seed):
     """Indices of a class-stratified, seeded `fraction` of `labels` (>= 1 per class)."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"`label_fraction` must be in (0, 1]. Received: {fraction!r}")
+    _check_label_fraction(fraction)
     rng = np.random.default_rng(seed)
     chosen = []
     for label in np.unique(labels):
@@ -229,6 +234,7 @@ def finetune(
     check_non_negative("backbone_lr_scale", backbone_lr_scale)
     check_non_negative("weight_decay", weight_decay)
     check_int("seed", seed, 0)
+    _check_label_fraction(label_fraction)
     _check_subsets(train_subset, test_subset)
     start = time.time()
     keras.utils.set_random_seed(seed)
@@ -241,7 +247,8 @@ def finetune(
     x_train, y_train = load_for_backbone(dataset, "train", backbone, data_dir, train_subset)
     x_test, y_test = load_for_backbone(dataset, "test", backbone, data_dir, test_subset)
     num_classes = int(y_train.max()) + 1
-    _check_labels(y_test, num_classes, "test")
+    check_labels(f"{dataset} train labels", y_train, num_classes)
+    check_labels(f"{dataset} test labels", y_test, num_classes)
     os.makedirs(output_dir, exist_ok=True)
     indices = stratified_subset(y_train, label_fraction, seed)
     with open(os.path.join(output_dir, "subset_indices.json"), "w") as f:

@@ -1,9 +1,11 @@
 """Weighted k-nearest-neighbour accuracy of backbone features during training."""
 
-import math
-
-import keras
 import numpy as np
+
+from keras_pid_ssl.callbacks.labelled_evaluation import LabelledEvaluation
+from keras_pid_ssl.utils.validation import check_int
+from keras_pid_ssl.utils.validation import check_labels
+from keras_pid_ssl.utils.validation import check_positive
 
 
 def weighted_knn_scores(
@@ -36,10 +38,10 @@ def weighted_knn_scores(
     >>> scores.argmax(axis=1)
     array([0, 1, 2])
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"`k` must be an int >= 1. Received: k={k!r}")
-    if not temperature > 0:
-        raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature!r}")
+    check_int("k", k, 1)
+    check_positive("temperature", temperature)
+    check_int("num_classes", num_classes, 1)
+    check_labels("train_labels", train_labels, num_classes)
     train = _l2_normalise(np.asarray(train_features, np.float64))
     test = _l2_normalise(np.asarray(test_features, np.float64))
     train_labels = np.asarray(train_labels).astype(np.int64)
@@ -59,76 +61,12 @@ def weighted_knn_scores(
     return scores
 
 
-def top_k_accuracy(scores, labels, k=1):
-    """Fraction of samples whose label is among the `k` highest scores."""
-    top = np.argsort(-np.asarray(scores), axis=1, kind="stable")[:, :k]
-    return float(np.mean(np.any(top == np.asarray(labels)[:, None], axis=1)))
-
-
 def _l2_normalise(features):
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return features / np.maximum(norms, 1e-12)
 
 
-def _labelled_arrays(data, name):
-    """`(images, labels)` NumPy arrays from arrays or a finite dataset.
-
-    Images are returned as float32 in [0, 1] (uint8 images are divided by
-    255); one-hot labels are turned into integer labels.
-    """
-    if hasattr(data, "as_numpy_iterator"):  # a tf.data.Dataset of batches
-        batches = list(data.as_numpy_iterator())
-        if not batches or len(batches[0]) != 2:
-            raise ValueError(
-                f"`{name}` must yield (images, labels) batches; received "
-                f"{len(batches[0]) if batches else 0} elements."
-            )
-        data = (
-            np.concatenate([b[0] for b in batches]),
-            np.concatenate([b[1] for b in batches]),
-        )
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError(
-            f"`{name}` must be a tuple (images, labels) or a tf.data.Dataset of "
-            f"such batches. Received: {type(data).__name__}"
-        )
-    images, labels = np.asarray(data[0]), np.asarray(data[1])
-    if labels.ndim == 2:
-        labels = labels.argmax(axis=1)
-    if labels.ndim != 1 or labels.shape[0] != images.shape[0] or images.shape[0] == 0:
-        raise ValueError(
-            f"`{name}` needs as many labels as images (at least one); received "
-            f"images of shape {images.shape} and labels of shape {labels.shape}."
-        )
-    if images.dtype == np.uint8:
-        images = images.astype("float32") / 255.0
-    return images.astype("float32"), labels.astype("int64")
-
-
-def _resolve_encoder(model, encoder, caller):
-    if encoder is not None:
-        return encoder
-    encoder = getattr(model, "encoder", None)
-    if encoder is None:
-        raise ValueError(
-            f"{caller} embeds images with `model.encoder` (kps.SSLModel, "
-            f"kps.PIDModel); {type(model).__name__} has none. Pass `encoder=`."
-        )
-    return encoder
-
-
-def _encode(encoder, images, batch_size):
-    features = encoder.predict(images, batch_size=batch_size, verbose=0)
-    return np.asarray(keras.ops.convert_to_numpy(features), np.float32)
-
-
-def _is_evaluation_epoch(epoch, every, params):
-    """Every `every` epochs (1-based), and at the last epoch of `fit`."""
-    last_epoch = (params or {}).get("epochs")
-    return (epoch + 1) % every == 0 or (last_epoch is not None and epoch + 1 == last_epoch)
-
-
-class KNNMonitor(keras.callbacks.Callback):
+class KNNMonitor(LabelledEvaluation):
     """Weighted kNN accuracy of backbone features, logged as `knn_accuracy`.
 
     Every `every` epochs (and at the last one), the backbone (`model.encoder`)
@@ -141,7 +79,8 @@ class KNNMonitor(keras.callbacks.Callback):
     evaluation log NaN, so `CSVLogger` and `History` keep the column. Place
     the monitor before `CSVLogger`/`TensorBoard` in the callbacks list.
     `history` holds `{"epoch", "knn_accuracy", ...}` rows of the evaluated
-    epochs.
+    epochs. The labels are checked once, here: integers in
+    `[0, num_classes)`.
 
     Args:
         train_data: `(images, labels)` arrays (or a finite `tf.data.Dataset`
@@ -164,6 +103,8 @@ class KNNMonitor(keras.callbacks.Callback):
     ```
     """
 
+    prefix = "knn"
+
     def __init__(
         self,
         train_data,
@@ -175,32 +116,15 @@ class KNNMonitor(keras.callbacks.Callback):
         batch_size=256,
         encoder=None,
     ):
-        super().__init__()
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"`k` must be an int >= 1. Received: k={k!r}")
-        if not isinstance(temperature, (int, float)) or temperature <= 0:
-            raise ValueError(
-                f"`temperature` must be a float > 0. Received: temperature={temperature!r}"
-            )
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"`every` must be an int >= 1. Received: every={every!r}")
-        self.train_images, self.train_labels = _labelled_arrays(train_data, "train_data")
-        self.test_images, self.test_labels = _labelled_arrays(test_data, "test_data")
-        if num_classes is None:
-            num_classes = int(max(self.train_labels.max(), self.test_labels.max())) + 1
-        self.num_classes = int(num_classes)
+        check_int("k", k, 1)
+        check_positive("temperature", temperature)
+        super().__init__(train_data, test_data, num_classes, every, batch_size, encoder)
         self.k = k
         self.temperature = float(temperature)
-        self.every = every
-        self.batch_size = int(batch_size)
-        self.encoder = encoder
-        self.history = []
 
     def evaluate(self):
         """kNN metrics (floats) of the current backbone."""
-        encoder = _resolve_encoder(self.model, self.encoder, type(self).__name__)
-        train_features = _encode(encoder, self.train_images, self.batch_size)
-        test_features = _encode(encoder, self.test_images, self.batch_size)
+        train_features, test_features = self.features()
         scores = weighted_knn_scores(
             train_features,
             self.train_labels,
@@ -209,18 +133,4 @@ class KNNMonitor(keras.callbacks.Callback):
             k=self.k,
             temperature=self.temperature,
         )
-        metrics = {"knn_accuracy": top_k_accuracy(scores, self.test_labels, k=1)}
-        if self.num_classes > 5:
-            metrics["knn_top5"] = top_k_accuracy(scores, self.test_labels, k=5)
-        return metrics
-
-    def on_epoch_end(self, epoch, logs=None):
-        if _is_evaluation_epoch(epoch, self.every, self.params):
-            metrics = self.evaluate()
-            self.history.append(dict(epoch=epoch + 1, **metrics))
-        else:
-            metrics = {"knn_accuracy": math.nan}
-            if self.num_classes > 5:
-                metrics["knn_top5"] = math.nan
-        if logs is not None:
-            logs.update(metrics)
+        return self.accuracy_metrics(scores)

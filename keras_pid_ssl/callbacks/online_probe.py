@@ -1,19 +1,14 @@
 """A linear probe on frozen backbone features, trained alongside pretraining."""
 
-import math
-
 import keras
 import numpy as np
 
-from keras_pid_ssl.callbacks.knn_monitor import _encode
-from keras_pid_ssl.callbacks.knn_monitor import _is_evaluation_epoch
-from keras_pid_ssl.callbacks.knn_monitor import _labelled_arrays
-from keras_pid_ssl.callbacks.knn_monitor import _resolve_encoder
-from keras_pid_ssl.callbacks.knn_monitor import top_k_accuracy
+from keras_pid_ssl.callbacks.labelled_evaluation import LabelledEvaluation
 from keras_pid_ssl.heads.linear_classifier import LinearClassifier
+from keras_pid_ssl.utils.validation import check_int
 
 
-class OnlineLinearProbe(keras.callbacks.Callback):
+class OnlineLinearProbe(LabelledEvaluation):
     """Linear-probe accuracy of the backbone while it pretrains.
 
     solo-learn and lightly train a linear classifier on stop-gradient
@@ -41,7 +36,10 @@ class OnlineLinearProbe(keras.callbacks.Callback):
     cheap passes of a linear layer. By default the probe batch-normalises
     the features (non-affine), making it insensitive to the feature scale,
     which drifts during pretraining. `history` holds the evaluated epochs'
-    `{"epoch", "probe_accuracy", ...}` rows (for plotting the curve).
+    `{"epoch", "probe_accuracy", ...}` rows (for plotting the curve). The
+    labels are checked once, here, on the host: integers in
+    `[0, num_classes)` (a label outside would otherwise fail inside the
+    probe's compiled step).
 
     Args:
         train_data: `(images, labels)` arrays (or a finite `tf.data.Dataset`
@@ -68,6 +66,8 @@ class OnlineLinearProbe(keras.callbacks.Callback):
     ```
     """
 
+    prefix = "probe"
+
     def __init__(
         self,
         train_data,
@@ -80,32 +80,16 @@ class OnlineLinearProbe(keras.callbacks.Callback):
         every=1,
         encoder=None,
     ):
-        super().__init__()
-        if not isinstance(probe_epochs, int) or probe_epochs < 1:
-            raise ValueError(
-                f"`probe_epochs` must be an int >= 1. Received: probe_epochs={probe_epochs!r}"
-            )
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"`every` must be an int >= 1. Received: every={every!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
-                f"`batch_size` must be an int >= 1. Received: batch_size={batch_size!r}"
-            )
-        self.train_images, self.train_labels = _labelled_arrays(train_data, "train_data")
-        self.test_images, self.test_labels = _labelled_arrays(test_data, "test_data")
-        if num_classes is None:
-            num_classes = int(max(self.train_labels.max(), self.test_labels.max())) + 1
-        self.num_classes = int(num_classes)
+        check_int("probe_epochs", probe_epochs, 1)
+        super().__init__(train_data, test_data, num_classes, every, batch_size, encoder)
+        # A linear classifier needs two classes (also when inferred from the labels).
+        check_int("num_classes", self.num_classes, 2)
         self.probe_epochs = probe_epochs
-        self.batch_size = batch_size
         self.optimizer = (
             keras.optimizers.Adam(1e-3) if optimizer is None else keras.optimizers.get(optimizer)
         )
         self.use_batch_norm = use_batch_norm
-        self.every = every
-        self.encoder = encoder
         self.probe = None
-        self.history = []
 
     def _build_probe(self, feature_dim):
         probe = keras.Sequential(
@@ -136,26 +120,8 @@ class OnlineLinearProbe(keras.callbacks.Callback):
             verbose=0,
         )
         logits = self.probe.predict(test_features, batch_size=self.batch_size, verbose=0)
-        logits = np.asarray(keras.ops.convert_to_numpy(logits))
-        metrics = {"probe_accuracy": top_k_accuracy(logits, self.test_labels, k=1)}
-        if self.num_classes > 5:
-            metrics["probe_top5"] = top_k_accuracy(logits, self.test_labels, k=5)
-        return metrics
+        return self.accuracy_metrics(np.asarray(keras.ops.convert_to_numpy(logits)))
 
     def evaluate(self):
         """Embeds both subsets with the current backbone, trains and scores the probe."""
-        encoder = _resolve_encoder(self.model, self.encoder, type(self).__name__)
-        train_features = _encode(encoder, self.train_images, self.batch_size)
-        test_features = _encode(encoder, self.test_images, self.batch_size)
-        return self.train_and_evaluate(train_features, test_features)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if _is_evaluation_epoch(epoch, self.every, self.params):
-            metrics = self.evaluate()
-            self.history.append(dict(epoch=epoch + 1, **metrics))
-        else:
-            metrics = {"probe_accuracy": math.nan}
-            if self.num_classes > 5:
-                metrics["probe_top5"] = math.nan
-        if logs is not None:
-            logs.update(metrics)
+        return self.train_and_evaluate(*self.features())

@@ -6,6 +6,7 @@ import keras
 
 from keras_pid_ssl.losses.pid import COEFFICIENT_NAMES
 from keras_pid_ssl.losses.pid import PIDLoss
+from keras_pid_ssl.utils.validation import check_int
 
 
 class PIDProtocol(keras.callbacks.Callback):
@@ -30,6 +31,8 @@ class PIDProtocol(keras.callbacks.Callback):
         epochs: total number of training epochs of the schedule.
         warmup_epochs: epochs of plain base loss (default `round(0.1 * epochs)`).
         transition_epochs: epochs of interpolation (default `round(0.1 * epochs)`).
+            `warmup_epochs + transition_epochs` must be less than `epochs`, so
+            that the PID stage is reached.
         pid_coefficients: optional dict overriding the PID-stage values.
 
     Example:
@@ -43,17 +46,21 @@ class PIDProtocol(keras.callbacks.Callback):
 
     def __init__(self, epochs, warmup_epochs=None, transition_epochs=None, pid_coefficients=None):
         super().__init__()
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
+        check_int("epochs", epochs, 1)
         self.epochs = epochs
         self.warmup_epochs = round(0.1 * epochs) if warmup_epochs is None else warmup_epochs
         self.transition_epochs = (
             round(0.1 * epochs) if transition_epochs is None else transition_epochs
         )
-        for name in ("warmup_epochs", "transition_epochs"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"`{name}` must be an int >= 0. Received: {name}={value!r}")
+        check_int("warmup_epochs", self.warmup_epochs, 0)
+        check_int("transition_epochs", self.transition_epochs, 0)
+        if self.warmup_epochs + self.transition_epochs >= epochs:
+            raise ValueError(
+                "`warmup_epochs` + `transition_epochs` must be less than `epochs`, or "
+                "training ends before the PID stage. Received: warmup_epochs="
+                f"{self.warmup_epochs}, transition_epochs={self.transition_epochs}, "
+                f"epochs={epochs}. Shorten the warm-up or transition, or train longer."
+            )
         if pid_coefficients is not None:
             unknown = set(pid_coefficients) - set(COEFFICIENT_NAMES)
             if unknown:

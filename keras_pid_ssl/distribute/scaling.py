@@ -10,18 +10,12 @@ learning rates are quoted per 256 images: `lr = base_lr * global_batch / 256`
 (`scale_learning_rate`, the same function as `kps.optimizers.scale_learning_rate`).
 """
 
-import numbers
-
 # The linear scaling rule lives with the optimizers; re-exported here so that
 # everything about batch sizes across devices is in one place.
 from keras_pid_ssl.optimizers.schedules import scale_learning_rate  # noqa: F401
+from keras_pid_ssl.utils.validation import check_int
 
 REFERENCE_BATCH_SIZE = 256
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
 
 
 def global_batch_size(per_replica_batch_size, num_replicas):
@@ -39,8 +33,8 @@ def global_batch_size(per_replica_batch_size, num_replicas):
     >>> global_batch_size(64, num_replicas=8)
     512
     """
-    _check_positive_int("per_replica_batch_size", per_replica_batch_size)
-    _check_positive_int("num_replicas", num_replicas)
+    check_int("per_replica_batch_size", per_replica_batch_size, 1)
+    check_int("num_replicas", num_replicas, 1)
     return int(per_replica_batch_size) * int(num_replicas)
 
 
@@ -64,8 +58,8 @@ def per_replica_batch_size(global_batch_size, num_replicas):
     >>> per_replica_batch_size(512, num_replicas=8)
     64
     """
-    _check_positive_int("global_batch_size", global_batch_size)
-    _check_positive_int("num_replicas", num_replicas)
+    check_int("global_batch_size", global_batch_size, 1)
+    check_int("num_replicas", num_replicas, 1)
     if global_batch_size % num_replicas:
         raise ValueError(
             "`global_batch_size` must be a multiple of the number of replicas. "

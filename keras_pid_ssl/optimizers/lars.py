@@ -1,7 +1,13 @@
 """LARS: layer-wise adaptive rate scaling (You, Gitman, Ginsburg, 2017)."""
 
+import numbers
+
 import keras
 from keras import ops
+
+from keras_pid_ssl.utils.validation import check_momentum
+from keras_pid_ssl.utils.validation import check_non_negative
+from keras_pid_ssl.utils.validation import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
@@ -33,7 +39,7 @@ class LARS(keras.optimizers.Optimizer):
     PyTorch.
 
     Args:
-        learning_rate: a float or a `keras.optimizers.schedules`
+        learning_rate: a float > 0 or a `keras.optimizers.schedules`
             schedule (e.g. `kps.optimizers.warmup_cosine_decay(...)`).
         momentum: momentum coefficient in `[0, 1)`.
         weight_decay: L2 coefficient added to the gradient (>= 0). Barlow
@@ -70,27 +76,17 @@ class LARS(keras.optimizers.Optimizer):
         name="lars",
         **kwargs,
     ):
-        if not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
-            raise ValueError(
-                f"`momentum` must be a float in [0, 1). Received: momentum={momentum!r}"
-            )
+        # A schedule (or a variable) is checked by Keras; a number here, as the
+        # base class accepts a negative one and would then ascend the loss.
+        if isinstance(learning_rate, numbers.Number):
+            check_positive("learning_rate", learning_rate)
+            learning_rate = float(learning_rate)  # Keras refuses NumPy scalars
+        check_momentum("momentum", momentum)
         if weight_decay is None:
             weight_decay = 0.0
-        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-            raise ValueError(
-                f"`weight_decay` must be a float >= 0. Received: weight_decay={weight_decay!r}"
-            )
-        if not isinstance(eta, (int, float)) or eta <= 0:
-            raise ValueError(f"`eta` must be a float > 0. Received: eta={eta!r}")
-        if (
-            not isinstance(bias_and_norm_learning_rate_scale, (int, float))
-            or bias_and_norm_learning_rate_scale < 0
-        ):
-            raise ValueError(
-                "`bias_and_norm_learning_rate_scale` must be a float >= 0. "
-                "Received: bias_and_norm_learning_rate_scale="
-                f"{bias_and_norm_learning_rate_scale!r}"
-            )
+        check_non_negative("weight_decay", weight_decay)
+        check_positive("eta", eta)
+        check_non_negative("bias_and_norm_learning_rate_scale", bias_and_norm_learning_rate_scale)
         # The decay is coupled into the gradient in `update_step`; the base
         # class must not apply its decoupled decay, hence `weight_decay=None`.
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

@@ -2,6 +2,10 @@
 
 import keras
 
+from keras_pid_ssl.utils.validation import check_in_range
+from keras_pid_ssl.utils.validation import check_int
+from keras_pid_ssl.utils.validation import check_positive
+
 
 def scale_learning_rate(base_learning_rate, batch_size, reference_batch_size=256):
     """The linear scaling rule: `base_learning_rate * batch_size / 256`.
@@ -23,17 +27,9 @@ def scale_learning_rate(base_learning_rate, batch_size, reference_batch_size=256
     >>> scale_learning_rate(0.2, batch_size=512)
     0.4
     """
-    if not isinstance(base_learning_rate, (int, float)) or base_learning_rate <= 0:
-        raise ValueError(
-            "`base_learning_rate` must be a float > 0. "
-            f"Received: base_learning_rate={base_learning_rate!r}"
-        )
-    for name, value in (
-        ("batch_size", batch_size),
-        ("reference_batch_size", reference_batch_size),
-    ):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")
+    check_positive("base_learning_rate", base_learning_rate)
+    check_int("batch_size", batch_size, 1)
+    check_int("reference_batch_size", reference_batch_size, 1)
     return float(base_learning_rate) * batch_size / reference_batch_size
 
 
@@ -71,25 +67,15 @@ def warmup_cosine_decay(
     >>> float(schedule(5))
     0.5
     """
-    if not isinstance(peak_learning_rate, (int, float)) or peak_learning_rate <= 0:
+    check_positive("peak_learning_rate", peak_learning_rate)
+    check_int("warmup_steps", warmup_steps, 0)
+    check_int("total_steps", total_steps, 1)
+    if total_steps <= warmup_steps:
         raise ValueError(
-            "`peak_learning_rate` must be a float > 0. "
-            f"Received: peak_learning_rate={peak_learning_rate!r}"
+            "`total_steps` must be greater than `warmup_steps`: the steps include the "
+            f"warm-up. Received: total_steps={total_steps}, warmup_steps={warmup_steps}"
         )
-    if not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(
-            f"`warmup_steps` must be an int >= 0. Received: warmup_steps={warmup_steps!r}"
-        )
-    if not isinstance(total_steps, int) or total_steps <= warmup_steps:
-        raise ValueError(
-            "`total_steps` must be an int greater than `warmup_steps` "
-            f"({warmup_steps}). Received: total_steps={total_steps!r}"
-        )
-    if not 0.0 <= final_learning_rate_fraction <= 1.0:
-        raise ValueError(
-            "`final_learning_rate_fraction` must be in [0, 1]. Received: "
-            f"final_learning_rate_fraction={final_learning_rate_fraction!r}"
-        )
+    check_in_range("final_learning_rate_fraction", final_learning_rate_fraction, 0, 1)
     decay_steps = total_steps - warmup_steps
     if warmup_steps == 0:
         return keras.optimizers.schedules.CosineDecay(

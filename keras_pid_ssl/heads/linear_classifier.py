@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from keras_pid_ssl.utils.validation import check_int
+
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
 class LinearClassifier(keras.layers.Layer):
@@ -25,10 +27,7 @@ class LinearClassifier(keras.layers.Layer):
 
     def __init__(self, num_classes, use_batch_norm=False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(
-                f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}"
-            )
+        check_int("num_classes", num_classes, 2)
         self.num_classes = num_classes
         self.use_batch_norm = use_batch_norm
         self.norm = (

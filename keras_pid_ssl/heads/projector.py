@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from keras_pid_ssl.utils.validation import check_int
+
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
 class Projector(keras.layers.Layer):
@@ -13,8 +15,9 @@ class Projector(keras.layers.Layer):
     linear map (`output_use_bias=False` as in Barlow Twins; VICReg uses a bias).
 
     Args:
-        hidden_dims: widths of the hidden layers (may be empty: a linear map).
-        output_dim: width of the embedding the loss sees.
+        hidden_dims: widths (positive ints) of the hidden layers (may be
+            empty: a linear map).
+        output_dim: width (a positive int) of the embedding the loss sees.
         use_batch_norm: batch norm after each hidden Dense layer.
         output_use_bias: bias on the last Dense layer.
         bn_momentum: moving-average momentum of the batch norms.
@@ -38,13 +41,18 @@ class Projector(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if isinstance(hidden_dims, (str, bytes)) or not hasattr(hidden_dims, "__iter__"):
+            raise ValueError(
+                "`hidden_dims` must be a tuple of positive ints (the hidden widths), "
+                f"e.g. (2048, 2048), or () for a linear map. Received: hidden_dims={hidden_dims!r}"
+            )
+        # Widths must be ints: int(32.7) would silently build a 32-wide layer.
+        hidden_dims = tuple(hidden_dims)
+        for i, dim in enumerate(hidden_dims):
+            check_int(f"hidden_dims[{i}]", dim, 1)
+        check_int("output_dim", output_dim, 1)
         self.hidden_dims = tuple(int(d) for d in hidden_dims)
         self.output_dim = int(output_dim)
-        if self.output_dim < 1 or any(d < 1 for d in self.hidden_dims):
-            raise ValueError(
-                "`hidden_dims` and `output_dim` must be positive. Received: "
-                f"hidden_dims={hidden_dims}, output_dim={output_dim}"
-            )
         self.use_batch_norm = use_batch_norm
         self.output_use_bias = output_use_bias
         self.bn_momentum = bn_momentum

@@ -18,13 +18,7 @@ from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing
     BaseImagePreprocessingLayer,
 )
 
-__all__ = ["AugmentationLayer", "check_probability", "check_value_range"]
-
-
-def check_probability(name, value):
-    if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"`{name}` must be a probability in [0, 1]. Received: {name}={value!r}")
-    return float(value)
+__all__ = ["AugmentationLayer", "check_value_range"]
 
 
 def check_value_range(value_range):

@@ -1,20 +1,13 @@
 """`ColorJitter`: torchvision's colour jitter, the one the SSL recipes specify."""
 
-import numbers
-
 import keras
 
 from keras_pid_ssl.augment.base import AugmentationLayer
 from keras_pid_ssl.augment.base import check_value_range
+from keras_pid_ssl.utils.validation import check_in_range
+from keras_pid_ssl.utils.validation import check_non_negative
 
 _OPERATIONS = ("brightness", "contrast", "saturation", "hue")
-
-
-def _strength(name, value, upper=None):
-    if not isinstance(value, numbers.Real) or value < 0 or (upper is not None and value > upper):
-        bound = f"[0, {upper}]" if upper is not None else ">= 0"
-        raise ValueError(f"`{name}` must be a number in {bound}. Received: {name}={value!r}")
-    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
@@ -73,10 +66,17 @@ class ColorJitter(AugmentationLayer):
         **kwargs,
     ):
         super().__init__(seed=seed, **kwargs)
-        self.brightness = _strength("brightness", brightness)
-        self.contrast = _strength("contrast", contrast)
-        self.saturation = _strength("saturation", saturation)
-        self.hue = _strength("hue", hue, upper=0.5)
+        for name, strength in (
+            ("brightness", brightness),
+            ("contrast", contrast),
+            ("saturation", saturation),
+        ):
+            check_non_negative(name, strength)
+        check_in_range("hue", hue, 0, 0.5)
+        self.brightness = float(brightness)
+        self.contrast = float(contrast)
+        self.saturation = float(saturation)
+        self.hue = float(hue)
         self.random_order = bool(random_order)
         self.value_range = check_value_range(value_range)
 

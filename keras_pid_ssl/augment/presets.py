@@ -1,10 +1,14 @@
 """Published augmentation recipes, per view, as `keras.layers.Pipeline`s.
 
-| preset      | crop scale | flip | colour jitter (p)         | grayscale | blur (view 1/2) | solarize (view 1/2) |
-|-------------|------------|------|---------------------------|-----------|-----------------|---------------------|
-| `cifar`     | 0.08-1     | 0.5  | 0.4/0.4/0.2/0.1 (0.8)     | 0.2       | 0 / 0           | 0 / 0.2             |
-| `imagenet`  | 0.08-1     | 0.5  | 0.4/0.4/0.2/0.1 (0.8)     | 0.2       | 1.0 / 0.1       | 0 / 0.2             |
-| `grayscale` | 0.08-1     | 0.5  | 0.4/0.4/0/0 (0.8)         | -         | 0 / 0           | 0 / 0.2             |
+| preset      | crop   | flip | jitter b/c/s/h (p)    | grayscale | blur 1 / 2 | solarize 1 / 2 |
+|-------------|--------|------|-----------------------|-----------|------------|----------------|
+| `cifar`     | 0.08-1 | 0.5  | 0.4/0.4/0.2/0.1 (0.8) | 0.2       | 0 / 0      | 0 / 0.2        |
+| `imagenet`  | 0.08-1 | 0.5  | 0.4/0.4/0.2/0.1 (0.8) | 0.2       | 1.0 / 0.1  | 0 / 0.2        |
+| `grayscale` | 0.08-1 | 0.5  | 0.4/0.4/0/0 (0.8)     | -         | 0 / 0      | 0 / 0.2        |
+
+Crop: the area range of the random resized crop; jitter: the colour jitter
+strengths (brightness/contrast/saturation/hue), applied with probability p;
+blur and solarize: the probabilities of view 1 / view 2.
 
 `imagenet` is the BYOL / Barlow Twins recipe (Grill et al. 2020, table 6;
 Zbontar et al. 2021); `cifar` is its CIFAR form without blur, as used for
@@ -20,9 +24,10 @@ from keras_pid_ssl.augment.color_jitter import ColorJitter
 from keras_pid_ssl.augment.gaussian_blur import GaussianBlur
 from keras_pid_ssl.augment.random_apply import RandomApply
 from keras_pid_ssl.augment.random_resized_crop import RandomResizedCrop
-from keras_pid_ssl.augment.random_resized_crop import _size
 from keras_pid_ssl.augment.solarize import Solarize
 from keras_pid_ssl.augment.views import Views
+from keras_pid_ssl.utils.validation import check_choice
+from keras_pid_ssl.utils.validation import check_image_size
 
 _JITTER_RGB = dict(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
 _JITTER_GRAY = dict(brightness=0.4, contrast=0.4, saturation=0.0, hue=0.0)
@@ -97,10 +102,11 @@ def view_pipeline(name, view=1, image_size=None, crop_scale=(0.08, 1.0), seed=No
     (4, 32, 32, 3)
     """
     _check_preset(name)
-    if view not in (1, 2):
-        raise ValueError(f"`view` must be 1 or 2. Received: view={view!r}")
+    check_choice("view", view, (1, 2))
     recipe = RECIPES[name]
-    size = _size(recipe["image_size"] if image_size is None else image_size)
+    size = check_image_size(
+        "image_size", recipe["image_size"] if image_size is None else image_size
+    )
     next_seed = _seeder(None if seed is None else int(seed) * 10 + view)
     layers = [
         RandomResizedCrop(size, scale=crop_scale, seed=next_seed()),
@@ -139,9 +145,8 @@ def target_pipeline(kind="clean", image_size=32, seed=None):
     >>> target(np.random.rand(4, 28, 28, 1).astype("float32")).shape
     (4, 32, 32, 1)
     """
-    if kind not in TARGET_VIEWS:
-        raise ValueError(f"`target_view` must be one of {TARGET_VIEWS}. Received: {kind!r}")
-    height, width = _size(image_size)
+    check_choice("kind", kind, TARGET_VIEWS)
+    height, width = check_image_size("image_size", image_size)
     layers = [keras.layers.Resizing(height, width, interpolation="bilinear", antialias=True)]
     if kind == "weak":
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
@@ -170,7 +175,10 @@ def preset(name, image_size=None, target="clean", crop_scale=(0.08, 1.0), seed=N
     [(4, 32, 32, 3), (4, 32, 32, 3), (4, 32, 32, 3)]
     """
     _check_preset(name)
-    size = _size(RECIPES[name]["image_size"] if image_size is None else image_size)
+    check_choice("target", target, (None,) + TARGET_VIEWS)
+    size = check_image_size(
+        "image_size", RECIPES[name]["image_size"] if image_size is None else image_size
+    )
     views = [
         view_pipeline(name, i, image_size=size, crop_scale=crop_scale, seed=seed) for i in (1, 2)
     ]

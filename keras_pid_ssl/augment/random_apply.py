@@ -3,8 +3,8 @@
 import keras
 
 from keras_pid_ssl.augment.base import AugmentationLayer
-from keras_pid_ssl.augment.base import check_probability
 from keras_pid_ssl.augment.views import build_view
+from keras_pid_ssl.utils.validation import check_in_range
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
@@ -32,7 +32,7 @@ class RandomApply(AugmentationLayer):
 
     Example:
 
-    >>> jitter = RandomApply(ColorJitter(0.4, 0.4, 0.2, 0.1), rate=0.8)
+    >>> jitter = RandomApply(kps.augment.ColorJitter(0.4, 0.4, 0.2, 0.1), rate=0.8)
     >>> jitter(np.random.rand(8, 32, 32, 3).astype("float32")).shape
     (8, 32, 32, 3)
     """
@@ -44,8 +44,9 @@ class RandomApply(AugmentationLayer):
                 "`layer` must be a Keras layer, e.g. keras.layers.RandomGrayscale(1.0) "
                 f"or kps.augment.Solarize(). Received: layer={layer!r}"
             )
+        check_in_range("rate", rate, 0, 1)  # a probability
         self.layer = layer
-        self.rate = check_probability("rate", rate)
+        self.rate = float(rate)
 
     def build(self, input_shape):
         build_view(self.layer, input_shape)

@@ -6,6 +6,7 @@ import numbers
 import keras
 
 from keras_pid_ssl.augment.base import AugmentationLayer
+from keras_pid_ssl.utils.validation import check_image_size
 
 _ATTEMPTS = 10
 
@@ -22,21 +23,6 @@ def _pair(name, value, positive=True):
             f"`{name}` must be a pair (low, high) with 0 < low <= high. Received: {name}={value!r}"
         )
     return (float(value[0]), float(value[1]))
-
-
-def _size(size):
-    if isinstance(size, numbers.Integral):
-        size = (int(size), int(size))
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(isinstance(s, numbers.Integral) and s > 0 for s in size)
-    ):
-        raise ValueError(
-            "`size` must be a positive int or a pair (height, width) of positive "
-            f"ints. Received: size={size!r}"
-        )
-    return (int(size[0]), int(size[1]))
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
@@ -74,7 +60,7 @@ class RandomResizedCrop(AugmentationLayer):
 
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.size = _size(size)
+        self.size = check_image_size("size", size)
         self.scale = _pair("scale", scale)
         if self.scale[1] > 1.0:
             raise ValueError(

@@ -1,11 +1,10 @@
 """`Solarize`: invert the pixels above a threshold."""
 
-import numbers
-
 import keras
 
 from keras_pid_ssl.augment.base import AugmentationLayer
 from keras_pid_ssl.augment.base import check_value_range
+from keras_pid_ssl.utils.validation import check_in_range
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
@@ -34,11 +33,7 @@ class Solarize(AugmentationLayer):
     def __init__(self, threshold=0.5, value_range=(0, 1), **kwargs):
         kwargs.pop("seed", None)
         super().__init__(seed=None, **kwargs)
-        if not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0:
-            raise ValueError(
-                "`threshold` is a fraction of the value range in [0, 1]. Received: "
-                f"threshold={threshold!r}"
-            )
+        check_in_range("threshold", threshold, 0, 1)  # a fraction of the value range
         self.threshold = float(threshold)
         self.value_range = check_value_range(value_range)
 

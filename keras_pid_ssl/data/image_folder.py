@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from keras_pid_ssl.utils.validation import check_image_size
+
 # PIL modes holding 8-bit samples, converted to grey ("L") or "RGB".
 _GREY_MODES = ("1", "L", "LA", "La")
 _COLOUR_MODES = ("P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
@@ -115,13 +117,12 @@ def load_image_folder(folder, split=None, image_size=None, channels=None, resize
     Returns:
         `(images, labels)`: uint8 and int64 NumPy arrays.
     """
-    from keras_pid_ssl.data.images import _check_size
     from keras_pid_ssl.data.images import convert_channels
     from keras_pid_ssl.data.images import pad_images
 
     root = os.fspath(folder) if split is None else os.path.join(os.fspath(folder), split)
     paths, labels, _ = _scan(root)
-    target = None if image_size is None else _check_size(image_size)
+    target = None if image_size is None else check_image_size("image_size", image_size)
     arrays, grey = [], True
     for path in paths:
         array, image_channels = _decode(path)

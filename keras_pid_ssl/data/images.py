@@ -1,8 +1,9 @@
 """Checks and shape changes of uint8 image arrays: pad, resize, channels."""
 
-import numbers
-
 import numpy as np
+
+from keras_pid_ssl.utils.validation import check_choice
+from keras_pid_ssl.utils.validation import check_image_size
 
 
 def check_uint8_images(images, name="images"):
@@ -35,21 +36,6 @@ def check_uint8_images(images, name="images"):
     return images
 
 
-def _check_size(image_size):
-    if isinstance(image_size, numbers.Integral):
-        image_size = (int(image_size), int(image_size))
-    if (
-        not isinstance(image_size, (tuple, list))
-        or len(image_size) != 2
-        or not all(isinstance(s, numbers.Integral) and s > 0 for s in image_size)
-    ):
-        raise ValueError(
-            "`image_size` must be a positive int or a pair (height, width). "
-            f"Received: image_size={image_size!r}"
-        )
-    return (int(image_size[0]), int(image_size[1]))
-
-
 def pad_images(images, image_size):
     """Zero-pads uint8 images evenly on all sides to `image_size` (e.g. 28 -> 32).
 
@@ -66,7 +52,7 @@ def pad_images(images, image_size):
     (2, 32, 32, 1)
     """
     images = check_uint8_images(images)
-    height, width = _check_size(image_size)
+    height, width = check_image_size("image_size", image_size)
     extra_h, extra_w = height - images.shape[1], width - images.shape[2]
     if extra_h < 0 or extra_w < 0:
         raise ValueError(
@@ -101,7 +87,7 @@ def resize_images(images, image_size, batch_size=1024):
     import tensorflow as tf
 
     images = check_uint8_images(images)
-    size = _check_size(image_size)
+    size = check_image_size("image_size", image_size)
     if tuple(images.shape[1:3]) == size:
         return images
     chunks = []
@@ -127,8 +113,7 @@ def convert_channels(images, channels):
     (2, 28, 28, 3)
     """
     images = check_uint8_images(images)
-    if channels not in (1, 3):
-        raise ValueError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
+    check_choice("channels", channels, (1, 3))
     if images.shape[-1] == channels:
         return images
     if channels == 3:
@@ -155,8 +140,7 @@ def prepare_images(images, image_size=None, channels=None, method="pad"):
     >>> prepare_images(np.zeros((2, 28, 28, 1), "uint8"), 32, channels=3).shape
     (2, 32, 32, 3)
     """
-    if method not in ("pad", "resize"):
-        raise ValueError(f"`method` must be 'pad' or 'resize'. Received: method={method!r}")
+    check_choice("method", method, ("pad", "resize"))
     images = check_uint8_images(images)
     if image_size is not None:
         images = (

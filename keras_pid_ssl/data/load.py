@@ -3,8 +3,9 @@
 from keras_pid_ssl.data import fashion_mnist as fashion_mnist_lib
 from keras_pid_ssl.data import image_folder as image_folder_lib
 from keras_pid_ssl.data import tfds_datasets
-from keras_pid_ssl.data.images import _check_size
 from keras_pid_ssl.data.images import prepare_images
+from keras_pid_ssl.utils.validation import check_choice
+from keras_pid_ssl.utils.validation import check_image_size
 
 DATASETS = ("cifar10", "cifar100", "stl10", "fashion_mnist", "image_folder")
 
@@ -12,12 +13,8 @@ DATASETS = ("cifar10", "cifar100", "stl10", "fashion_mnist", "image_folder")
 def _check_args(name, resize_method, channels):
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Available: {', '.join(DATASETS)}.")
-    if resize_method not in (None, "pad", "resize"):
-        raise ValueError(
-            f"`resize_method` must be 'pad', 'resize' or None. Received: {resize_method!r}"
-        )
-    if channels not in (None, 1, 3):
-        raise ValueError(f"`channels` must be 1, 3 or None. Received: channels={channels!r}")
+    check_choice("resize_method", resize_method, (None, "pad", "resize"))
+    check_choice("channels", channels, (None, 1, 3))
 
 
 def _prepare_dataset(dataset, image_size, channels, method):
@@ -26,7 +23,7 @@ def _prepare_dataset(dataset, image_size, channels, method):
 
     def prepare(image, label):
         if image_size is not None:
-            height, width = _check_size(image_size)
+            height, width = check_image_size("image_size", image_size)
             if method == "pad":
                 image = tf.image.pad_to_bounding_box(
                     image,

@@ -5,6 +5,10 @@ import warnings
 import keras
 import numpy as np
 
+from keras_pid_ssl.utils.validation import check_in_range
+from keras_pid_ssl.utils.validation import check_int
+from keras_pid_ssl.utils.validation import check_non_negative
+
 
 def collapse_statistics(embeddings):
     """`embedding_std` and `effective_rank` of a `(batch, dim)` embedding array.
@@ -59,6 +63,9 @@ class CollapseMonitor(keras.callbacks.Callback):
                 "`images` must be a (batch >= 2, height, width, channels) array. "
                 f"Received shape {images.shape}."
             )
+        check_non_negative("std_threshold", std_threshold)
+        check_in_range("rank_fraction", rank_fraction, 0, 1)
+        check_int("every", every, 1)
         self.images = images
         self.std_threshold = std_threshold
         self.rank_fraction = rank_fraction
@@ -76,10 +83,12 @@ class CollapseMonitor(keras.callbacks.Callback):
             warnings.warn(
                 f"Epoch {epoch + 1}: the embeddings are collapsing (normalised std "
                 f"{stats['embedding_std']:.3g} < {self.std_threshold}). Check the loss "
-                "weights, the learning rate and the augmentations."
+                "weights, the learning rate and the augmentations.",
+                stacklevel=2,
             )
         elif stats["effective_rank"] < self.rank_fraction * dim:
             warnings.warn(
                 f"Epoch {epoch + 1}: dimensional collapse (effective rank "
-                f"{stats['effective_rank']:.3g} of {dim} dimensions)."
+                f"{stats['effective_rank']:.3g} of {dim} dimensions).",
+                stacklevel=2,
             )

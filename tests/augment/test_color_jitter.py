@@ -176,7 +176,8 @@ def test_config_round_trip():
     "kwargs, match",
     [
         (dict(brightness=-0.1), "`brightness`"),
-        (dict(hue=0.6), "`hue`"),
+        (dict(hue=0.6), r"`hue` must be a number in \[0, 0.5\]"),
+        (dict(contrast="strong"), "`contrast`"),
         (dict(value_range=(1, 0)), "value_range"),
     ],
 )

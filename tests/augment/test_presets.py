@@ -121,7 +121,7 @@ def test_a_seed_makes_the_views_reproducible():
     images = _images()
     first = [_numpy(v) for v in augment.preset("cifar", image_size=16, seed=5)(images)]
     second = [_numpy(v) for v in augment.preset("cifar", image_size=16, seed=5)(images)]
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_allclose(a, b)
 
 
@@ -160,8 +160,17 @@ def test_keras_core_layers_are_drop_in_steps():
     "call, match",
     [
         (lambda: augment.preset("simclr"), "Unknown augmentation preset"),
-        (lambda: augment.preset("cifar", target="blurred"), "target_view"),
+        (
+            lambda: augment.preset("cifar", target="blurred"),
+            r"`target` must be one of \[None, 'clean', 'weak'\]. Received: target='blurred'",
+        ),
+        (lambda: augment.target_pipeline("blurred"), "`kind` must be one of"),
         (lambda: augment.view_pipeline("cifar", view=3), "`view`"),
+        (
+            lambda: augment.preset("cifar", image_size=32.5),
+            r"`image_size` must be a positive int or a pair \(height, width\)",
+        ),
+        (lambda: augment.target_pipeline("clean", image_size=(32, 0)), "`image_size`"),
     ],
 )
 def test_bad_preset_arguments_are_named(call, match):

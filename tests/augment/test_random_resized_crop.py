@@ -149,6 +149,8 @@ def test_config_round_trip():
     [
         (dict(size=0), "`size`"),
         (dict(size=(8, 8, 8)), "`size`"),
+        (dict(size=32.7), r"`size` must be a positive int or a pair .* Received: size=32\.7"),
+        (dict(size=True), "`size`"),
         (dict(size=8, scale=(0.5, 0.1)), "`scale`"),
         (dict(size=8, scale=(0.1, 1.5)), "`scale`"),
         (dict(size=8, ratio=(0.0, 1.0)), "`ratio`"),

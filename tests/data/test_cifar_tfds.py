@@ -39,7 +39,7 @@ def _records(rng, n, label_bytes):
     high = [10] if label_bytes == 1 else [20, 100]  # CIFAR-100: coarse, then fine
     labels = rng.integers(0, high, (n, label_bytes), dtype=np.uint8)
     planes = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
-    data = b"".join(l.tobytes() + p.tobytes() for l, p in zip(labels, planes))
+    data = b"".join(l.tobytes() + p.tobytes() for l, p in zip(labels, planes, strict=True))
     return labels, planes.transpose(0, 2, 3, 1), data
 
 

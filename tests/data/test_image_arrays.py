@@ -72,3 +72,17 @@ def test_prepare_images_pads_then_converts():
 def test_bad_images_are_explained(images, match):
     with pytest.raises(ValueError, match=match):
         kps.data.prepare_images(images)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: kps.data.pad_images(_images(), 32.5), r"`image_size` .* image_size=32\.5"),
+        (lambda: kps.data.resize_images(_images(), (16, -1)), "`image_size`"),
+        (lambda: kps.data.convert_channels(_images(), 2), r"`channels` must be one of \[1, 3\]"),
+        (lambda: kps.data.prepare_images(_images(), method="crop"), "`method` must be one of"),
+    ],
+)
+def test_bad_sizes_channels_and_methods_are_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

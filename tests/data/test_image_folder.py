@@ -40,7 +40,7 @@ def test_class_sub_folders_give_sorted_labels_and_exact_pixels(class_folder):
     images, labels = _load(folder)
     assert images.shape == (3, 6, 5, 3) and images.dtype == np.uint8
     np.testing.assert_array_equal(labels, [0, 0, 1])
-    for image, key in zip(images, ["cat/a.png", "cat/b.png", "dog/x.png"]):
+    for image, key in zip(images, ["cat/a.png", "cat/b.png", "dog/x.png"], strict=True):
         np.testing.assert_array_equal(image, arrays[key])
     assert kps.data.class_names("image_folder", data_dir=folder) == ("cat", "dog")
 
@@ -165,3 +165,13 @@ def test_a_dangling_link_is_named_not_skipped(class_folder):
     (folder / "dog" / "gone.png").symlink_to(folder / "nowhere.png")
     with pytest.raises(ValueError, match=r"dog/gone\.png"):
         _load(folder)
+
+
+def test_bad_load_arguments_are_named(class_folder):
+    folder, _ = class_folder
+    with pytest.raises(ValueError, match=r"`image_size` .* Received: image_size=\(8, 8\.5\)"):
+        kps.data.load("image_folder", None, data_dir=str(folder), image_size=(8, 8.5))
+    with pytest.raises(ValueError, match="`resize_method` must be one of"):
+        kps.data.load("image_folder", data_dir=str(folder), resize_method="crop")
+    with pytest.raises(ValueError, match=r"`channels` must be one of \[1, 3, None\]"):
+        kps.data.load("image_folder", data_dir=str(folder), channels=4)

@@ -37,3 +37,32 @@ def test_linear_classifier_outputs_logits_and_validates():
         kps.heads.LinearClassifier(num_classes=1)
     with pytest.raises(ValueError, match="output_dim"):
         kps.heads.Projector(output_dim=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        # int(32.7) used to build a 32-wide layer silently.
+        (dict(hidden_dims=(64, 32.7)), r"`hidden_dims\[1\]` must be an int >= 1.*=32\.7"),
+        (dict(output_dim=32.7), r"`output_dim` must be an int >= 1. Received: output_dim=32\.7"),
+        (dict(hidden_dims=(0,)), r"`hidden_dims\[0\]` must be an int >= 1"),
+        (dict(hidden_dims=64), "`hidden_dims` must be a tuple of positive ints"),
+        (dict(hidden_dims="64"), "`hidden_dims` must be a tuple of positive ints"),
+    ],
+)
+def test_projector_rejects_widths_that_are_not_positive_ints(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        kps.heads.Projector(**kwargs)
+
+
+def test_projector_accepts_numpy_int_widths():
+    projector = kps.heads.Projector(hidden_dims=np.array([4]), output_dim=np.int64(3))
+    assert projector.hidden_dims == (4,) and projector.output_dim == 3
+    assert tuple(projector(np.zeros((2, 5), "float32")).shape) == (2, 3)
+
+
+def test_linear_classifier_rejects_a_fractional_class_count():
+    with pytest.raises(
+        ValueError, match="`num_classes` must be an int >= 2. Received: num_classes=2.5"
+    ):
+        kps.heads.LinearClassifier(num_classes=2.5)

@@ -10,7 +10,7 @@ import keras_pid_ssl as kps
 def reference_lars_step(weights, grads, momenta, lr, *, momentum, weight_decay, eta, exclude):
     """One step of the official Barlow Twins LARS (main.py), in NumPy."""
     new_weights, new_momenta = [], []
-    for w, g, mu in zip(weights, grads, momenta):
+    for w, g, mu in zip(weights, grads, momenta, strict=True):
         w, g, mu = (np.asarray(a, np.float64) for a in (w, g, mu))
         exempt = exclude and w.ndim == 1
         dp = g if exempt else g + weight_decay * w
@@ -50,7 +50,7 @@ def test_lars_matches_barlow_twins_reference_over_several_steps(exclude):
         weights, momenta = reference_lars_step(
             weights, grads, momenta, 0.3, exclude=exclude, **hyper
         )
-    for variable, expected in zip(variables, weights):
+    for variable, expected in zip(variables, weights, strict=True):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(variable), expected, rtol=1e-4, atol=1e-6
         )
@@ -77,7 +77,7 @@ def test_lars_follows_a_schedule_and_scales_bias_learning_rate():
         # 1-D variables step with a tenth of the rate.
         new_weights[1] = weights[1] - 0.1 * lr * new_momenta[1]
         weights, momenta = new_weights, new_momenta
-    for variable, expected in zip(variables, weights):
+    for variable, expected in zip(variables, weights, strict=True):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(variable), expected, rtol=1e-4, atol=1e-6
         )
@@ -143,11 +143,26 @@ def test_lars_trains_a_model_with_fit_and_round_trips_its_config():
         (dict(weight_decay=-1.0), "weight_decay"),
         (dict(eta=0.0), "eta"),
         (dict(bias_and_norm_learning_rate_scale=-0.1), "bias_and_norm_learning_rate_scale"),
+        # A negative rate was accepted and would ascend the loss.
+        (dict(learning_rate=-1), r"`learning_rate` must be a finite positive number.*=-1"),
+        (dict(learning_rate=0.0), "`learning_rate`"),
+        (dict(learning_rate=float("nan")), "`learning_rate`"),
+        (dict(momentum="0.9"), r"`momentum` must be in \[0, 1\)"),
     ],
 )
 def test_lars_rejects_invalid_hyperparameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         kps.optimizers.LARS(**kwargs)
+
+
+def test_lars_takes_a_schedule_or_a_positive_number_as_learning_rate():
+    schedule = kps.optimizers.warmup_cosine_decay(0.4, total_steps=100)
+    optimizer = kps.optimizers.LARS(learning_rate=schedule)
+    # The schedule's value at step 0 (no warm-up: the peak).
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.4)
+    assert optimizer.get_config()["learning_rate"]["class_name"] == "CosineDecay"
+    optimizer = kps.optimizers.LARS(learning_rate=np.float32(0.25))
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.25
 
 
 def test_lars_and_its_schedule_survive_a_keras_checkpoint(tmp_path):
@@ -169,7 +184,7 @@ def test_lars_and_its_schedule_survive_a_keras_checkpoint(tmp_path):
     assert isinstance(restored.optimizer, kps.optimizers.LARS)
     assert restored.optimizer.bias_and_norm_learning_rate_scale == 0.02
     assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == 4
-    for saved, loaded in zip(model.optimizer.variables, restored.optimizer.variables):
+    for saved, loaded in zip(model.optimizer.variables, restored.optimizer.variables, strict=True):
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(saved), keras.ops.convert_to_numpy(loaded)
         )

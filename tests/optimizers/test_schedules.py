@@ -67,3 +67,7 @@ def test_warmup_cosine_decay_rejects_invalid_arguments(kwargs, message):
 def test_scale_learning_rate_rejects_invalid_batch_size():
     with pytest.raises(ValueError, match="batch_size"):
         kps.optimizers.scale_learning_rate(0.1, 0)
+    with pytest.raises(ValueError, match="`reference_batch_size` must be an int >= 1"):
+        kps.optimizers.scale_learning_rate(0.1, 256, reference_batch_size=25.6)
+    with pytest.raises(ValueError, match="`base_learning_rate` must be a finite positive"):
+        kps.optimizers.scale_learning_rate(-0.1, 256)

@@ -16,6 +16,21 @@ A SavedModel folder holds two endpoints, also exported as signatures:
 - `serve` (= `serving_default`): float32 images in [0, 1] -> features;
 - `serve_uint8`: uint8 images in [0, 255] -> the same features.
 
+Both endpoints check their input and raise `tf.errors.InvalidArgumentError`
+with a message naming the endpoint, what it got and what it expects:
+
+- `serve` takes float16/32/64 images (computed in float32) and refuses
+  integer images (uint8 pixels belong to `serve_uint8`) and floats outside
+  [0, 1] or NaN (0-255 floats would give features off by hundreds);
+- `serve_uint8` takes uint8 only and refuses floats (which it would otherwise
+  truncate to 0 and 1) and other integer dtypes.
+
+A NumPy array is dispatched on its dtype, so `serve(uint8_array)` is refused
+rather than silently read as floats in [0, 255]. Other dtypes (bool, bfloat16)
+get TensorFlow's "Could not find matching concrete function" error, which
+lists the accepted ones. The signatures TensorFlow Serving sees are float32
+(`serve`, `serving_default`, with the range check) and uint8 (`serve_uint8`).
+
 ```python
 import tensorflow as tf
 backbone = tf.saved_model.load("export/backbone")
@@ -43,6 +58,12 @@ from keras_pid_ssl.models.ssl_model import SSLModel
 SERVE_ENDPOINT = "serve"
 SERVE_UINT8_ENDPOINT = "serve_uint8"
 FORMATS = ("tf_saved_model", "onnx")
+# Input dtypes the SavedModel endpoints are traced for: `serve` computes on the
+# float ones and refuses the integer ones with an error naming `serve_uint8`;
+# `serve_uint8` computes on uint8 and refuses the rest. Other dtypes (bool,
+# bfloat16, ...) match no trace and TensorFlow lists the accepted ones.
+FLOAT_DTYPES = ("float16", "float32", "float64")
+INTEGER_DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "int64")
 _ONNX_REQUIREMENTS = {
     "tensorflow": ("tf2onnx", "onnx"),
     "jax": ("jax2onnx", "onnx"),
@@ -58,7 +79,8 @@ def export_backbone(
     `format="tf_saved_model"` writes a SavedModel folder with two endpoints
     (see the module docstring for the input contract): `serve` takes float32
     images in [0, 1], `serve_uint8` takes uint8 images in [0, 255]; both
-    return float32 features. It needs no Python code of this library to
+    return float32 features, and both refuse images of the other kind or
+    out of range with an error naming the right endpoint. It needs no Python code of this library to
     reload: `tf.saved_model.load(path)`, TensorFlow Serving, or (TensorFlow
     backend) `keras.layers.TFSMLayer(path, call_endpoint="serve")`.
 
@@ -70,7 +92,8 @@ def export_backbone(
     keras_pid_ssl layers, which that subprocess can rebuild).
 
     `format="onnx"` writes one `.onnx` file with Keras's `model.export`; its
-    single input `images` takes float32 images in [0, 1]. It needs optional
+    single input `images` takes float32 images in [0, 1] (ONNX Runtime refuses
+    other dtypes; the graph holds no range check). It needs optional
     packages: `tf2onnx` and `onnx` on TensorFlow, `jax2onnx` on JAX, `onnx`
     on PyTorch (an `ImportError` names what to install). Load it with e.g.
     `onnxruntime.InferenceSession(path)`.
@@ -152,28 +175,91 @@ def _resolve_image_shape(encoder, input_shape):
 
 
 def _export_saved_model(encoder, path, image_shape, verbose):
-    def features_from_float(images):
-        return ops.cast(encoder(images, training=False), "float32")
-
-    def features_from_uint8(images):
-        images = ops.cast(images, "float32") / 255.0
-        return ops.cast(encoder(images, training=False), "float32")
+    import tensorflow as tf
 
     batch_shape = (None,) + image_shape
-    archive = keras.export.ExportArchive()
-    archive.track(encoder)
-    # The first endpoint is also written as the `serving_default` signature.
-    archive.add_endpoint(
-        SERVE_ENDPOINT,
-        features_from_float,
+    # The encoder as a TensorFlow function of float32 images (through jax2tf on
+    # JAX). It comes from a second archive that is never written, so the
+    # artifact holds no unchecked endpoint: callers reach the encoder only
+    # through `serve` and `serve_uint8` below, which check their input first.
+    converter = keras.export.ExportArchive()
+    converter.track(encoder)
+    features = converter.add_endpoint(
+        "features",
+        lambda images: ops.cast(encoder(images, training=False), "float32"),
         input_signature=[keras.InputSpec(shape=batch_shape, dtype="float32")],
     )
-    archive.add_endpoint(
-        SERVE_UINT8_ENDPOINT,
-        features_from_uint8,
-        input_signature=[keras.InputSpec(shape=batch_shape, dtype="uint8")],
-    )
+
+    # A NumPy array given to a restored function is converted to the dtype of
+    # the matching trace, so with one float32 trace uint8 pixels would be read
+    # as floats in [0, 255], and with one uint8 trace floats in [0, 1] would be
+    # truncated to 0. Each endpoint is therefore traced for every common float
+    # and integer dtype, and the traces of the wrong kind only raise an error
+    # that names the right endpoint. The first trace is the signature that
+    # `serving_default` / TF Serving see: float32 for `serve`, uint8 for
+    # `serve_uint8`.
+    @tf.function(autograph=False)
+    def serve(images):
+        if images.dtype.is_floating:
+            images = tf.cast(images, tf.float32)
+            check = tf.debugging.Assert(
+                tf.reduce_all((images >= 0.0) & (images <= 1.0)),
+                [
+                    tf.strings.format(
+                        SERVE_ENDPOINT + " takes float images with values in [0, 1]; got "
+                        "values in [{}, {}]. Pass raw 0-255 pixels as uint8 to "
+                        + SERVE_UINT8_ENDPOINT
+                        + ", or divide them by 255 first.",
+                        (tf.reduce_min(images), tf.reduce_max(images)),
+                    )
+                ],
+            )
+        else:
+            check = _refuse_dtype(
+                SERVE_ENDPOINT,
+                images.dtype,
+                expected="float32 images with values in [0, 1]",
+                fix=f"Pass uint8 pixels in [0, 255] to {SERVE_UINT8_ENDPOINT}, or "
+                "divide them by 255 and cast to float32.",
+            )
+        with tf.control_dependencies([check]):
+            return features(tf.cast(images, tf.float32))
+
+    @tf.function(autograph=False)
+    def serve_uint8(images):
+        if images.dtype == tf.uint8:
+            return features(tf.cast(images, tf.float32) / 255.0)
+        if images.dtype.is_floating:
+            fix = f"Pass float images in [0, 1] to {SERVE_ENDPOINT}."
+        else:
+            fix = "Cast pixels in [0, 255] to uint8 first."
+        check = _refuse_dtype(
+            SERVE_UINT8_ENDPOINT,
+            images.dtype,
+            expected="uint8 images with values in [0, 255]",
+            fix=fix,
+        )
+        with tf.control_dependencies([check]):
+            return features(tf.cast(images, tf.float32))
+
+    for endpoint, first_dtype in ((serve, "float32"), (serve_uint8, "uint8")):
+        for dtype in dict.fromkeys((first_dtype,) + FLOAT_DTYPES + INTEGER_DTYPES):
+            endpoint.get_concrete_function(tf.TensorSpec(batch_shape, dtype, name="images"))
+
+    archive = keras.export.ExportArchive()
+    # The first endpoint is also written as the `serving_default` signature.
+    archive.add_endpoint(SERVE_ENDPOINT, serve)
+    archive.add_endpoint(SERVE_UINT8_ENDPOINT, serve_uint8)
     archive.write_out(path, verbose=verbose)
+
+
+def _refuse_dtype(endpoint, dtype, expected, fix):
+    """An assertion that always fails at run time, naming what `endpoint` got."""
+    import tensorflow as tf
+
+    return tf.debugging.Assert(
+        False, [f"{endpoint} got {dtype.name} images; it takes {expected}. {fix}"]
+    )
 
 
 def _export_saved_model_through_tensorflow(encoder, path, image_shape, verbose):

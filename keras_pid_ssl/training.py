@@ -42,7 +42,7 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "small_convnet")
 OPTIMIZERS = ("lars", "sgd", "adamw")
 # PID targets: the target view through the same network ("clean"), through an
 # EMA of it ("ema", momentum 0.99 unless given), or a k-means pseudo-label
-# ("pseudo_label": PseudoLabelPIDModel + PseudoLabelRefresh, SPEC section 5).
+# ("pseudo_label": PseudoLabelPIDModel + PseudoLabelRefresh, docs/spec.md, section 5).
 PID_TARGETS = ("clean", "ema", "pseudo_label")
 # Base learning rates per 256 images and weight decays. LARS: solo-learn's
 # CIFAR Barlow Twins configuration (lr 0.3, wd 1e-4, eta 0.02).
@@ -406,6 +406,7 @@ def pretrain(
                     )
                 )
             )
+            monitor_batch = tuple(monitor_batch[key] for key in ("view1", "view2", "target"))
             # The full estimator needs many more samples than the joint
             # dimension (3 x projection_dim) to be nearly unbiased.
             run_callbacks.append(

@@ -45,6 +45,23 @@ def make_views(n=32, size=8, channels=1, num_views=2, seed=0):
     return tuple(views)
 
 
+def view_batch(*views, label=None):
+    """The dict batch SSL models take: `view_batch(v1, v2[, target][, label=...])`."""
+    batch = dict(zip(("view1", "view2", "target"), views, strict=False))
+    if label is not None:
+        batch["label"] = label
+    return batch
+
+
+def view_dataset(*views, batch_size=16, label=None, drop_remainder=True):
+    """A `tf.data.Dataset` of `view_batch` dicts."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(view_batch(*views, label=label)).batch(
+        batch_size, drop_remainder=drop_remainder
+    )
+
+
 def tiny_encoder(size=8, channels=1):
     import keras_pid_ssl as kps
 

@@ -7,7 +7,8 @@ import warnings
 import keras
 import numpy as np
 
-from keras_pid_ssl.models.pseudo_label_pid_model import PseudoLabelPIDModel
+from keras_pid_ssl.losses.pseudo_label_pid import PseudoLabelPIDLoss
+from keras_pid_ssl.utils.validation import check_int
 
 
 def _tf():
@@ -62,7 +63,7 @@ def align_labels(labels, reference, num_clusters):
 class PseudoLabelRefresh(keras.callbacks.Callback):
     """k-means pseudo-labels of the training set for `PseudoLabelPIDModel`.
 
-    The protocol of the follow-up paper (arXiv 2412.02121, SPEC section 5):
+    The protocol of the follow-up paper (arXiv 2412.02121, docs/spec.md, section 5):
     after `warmup_epochs` of base loss, and then every `recluster_every`
     epochs, at the beginning of the epoch, the current backbone
     (`model.encoder`, inference mode, no augmentation, batches of
@@ -154,17 +155,8 @@ class PseudoLabelRefresh(keras.callbacks.Callback):
             ("batch_size", batch_size, 1),
             ("max_iter", max_iter, 1),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(
-                    f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}"
-                )
-        if num_clusters is not None and (
-            not isinstance(num_clusters, int) or not 2 <= num_clusters <= len(images)
-        ):
-            raise ValueError(
-                f"`num_clusters` must be an int in [2, {len(images)}] (the number of "
-                f"images). Received: num_clusters={num_clusters!r}"
-            )
+            check_int(name, value, minimum)
+        check_int("num_clusters", num_clusters, 2, len(images), allow_none=True)
         low, high = (float(v) for v in supervision_weight_range)
         if not 0 < low <= high:
             raise ValueError(
@@ -213,10 +205,10 @@ class PseudoLabelRefresh(keras.callbacks.Callback):
     def _resolved_num_clusters(self):
         if self.num_clusters is not None:
             return self.num_clusters
-        model_k = getattr(self.model, "num_clusters", None)
-        if model_k is None:
-            raise ValueError("Pass `num_clusters` or use a model with `num_clusters`.")
-        return model_k
+        loss = self._pseudo_label_loss()
+        if loss is None:
+            raise ValueError("Pass `num_clusters` or use a model with a PseudoLabelPIDLoss.")
+        return loss.num_clusters
 
     def embed(self, encoder=None):
         """Backbone features of `images`, NumPy `(num_images, dim)` float32."""
@@ -303,24 +295,28 @@ class PseudoLabelRefresh(keras.callbacks.Callback):
         self.has_labels = True
         self._sync_model()
 
+    def _pseudo_label_loss(self):
+        loss = getattr(self.model, "ssl_loss", None)
+        return loss if isinstance(loss, PseudoLabelPIDLoss) else None
+
     def _sync_model(self):
-        if isinstance(self.model, PseudoLabelPIDModel):
-            self.model.set_pseudo_label_state(
-                ready=float(self.has_labels), label_entropy=self.label_entropy
-            )
+        loss = self._pseudo_label_loss()
+        if loss is not None:
+            loss.set_state(ready=float(self.has_labels), label_entropy=self.label_entropy)
 
     # Keras hooks ------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
-        if not isinstance(self.model, PseudoLabelPIDModel):
+        loss = self._pseudo_label_loss()
+        if loss is None:
             raise ValueError(
-                "PseudoLabelRefresh needs a kps.models.PseudoLabelPIDModel. Received "
-                f"{type(self.model).__name__}."
+                "PseudoLabelRefresh needs a model trained with a kps.losses.PseudoLabelPIDLoss "
+                f"(e.g. kps.models.PseudoLabelPIDModel). Received {type(self.model).__name__}."
             )
-        if self.num_clusters is not None and self.num_clusters != self.model.num_clusters:
+        if self.num_clusters is not None and self.num_clusters != loss.num_clusters:
             raise ValueError(
                 f"`num_clusters`={self.num_clusters} but the model's heads have "
-                f"{self.model.num_clusters} classes; use the same K for both."
+                f"{loss.num_clusters} classes; use the same K for both."
             )
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -330,11 +326,12 @@ class PseudoLabelRefresh(keras.callbacks.Callback):
         elif epoch > self.warmup_epochs and not self.has_labels:
             warnings.warn(
                 f"PseudoLabelRefresh: resumed at epoch {epoch} without pseudo-labels "
-                "(pass the callback as ResumableBackup(extra_state=...)); clustering now."
+                "(pass the callback as ResumableBackup(extra_state=...)); clustering now.",
+                stacklevel=2,
             )
             self.refresh(epoch)
         self._sync_model()
-        self.model.set_pseudo_label_state(supervision_weight=self.supervision_weight_at(epoch))
+        self._pseudo_label_loss().set_state(supervision_weight=self.supervision_weight_at(epoch))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -175,11 +175,12 @@ def ssl_dataset(
 ):
     """A `tf.data.Dataset` of augmented views for `SSLModel` or `PIDModel`.
 
-    Batches are `(view1, view2)` (`views="two"`) or `(view1, view2, target)`
-    (`views="pid"`), float32 in `[0, 1]`, `(batch_size, height, width,
-    channels)`; every image of a batch gets its own random augmentation and
-    the two views of an image are augmented independently. The images are
-    reshuffled every epoch, augmented on the CPU in parallel
+    Batches are dicts of named views, `{"view1", "view2"}` (`views="two"`)
+    or `{"view1", "view2", "target"}` (`views="pid"`), float32 in `[0, 1]`,
+    `(batch_size, height, width, channels)`; every image of a batch gets its
+    own random augmentation and the two views of an image are augmented
+    independently. The images are reshuffled every epoch, augmented on the CPU
+    in parallel
     (`num_parallel_calls=AUTOTUNE`) and prefetched. `drop_remainder=True`
     keeps every batch full: the losses use batch statistics.
 
@@ -213,9 +214,8 @@ def ssl_dataset(
             `kps.models.PseudoLabelPIDModel`. Each batch then carries its
             images' labels, looked up by image index when the batch is made,
             so a refresh of the variable shows in the next epoch without
-            rebuilding the dataset. Keras rejects 4-tuples, so batches are
-            `(view1, view2, (target, pseudo_label))` (`views="pid"`) or
-            `(view1, view2, pseudo_label)` (`views="two"`).
+            rebuilding the dataset. Batches then also hold `"label"`, an
+            int32 vector `(batch_size,)`.
 
     Returns:
         A `tf.data.Dataset` (with the pass counter `dataset.epoch`); pass it
@@ -247,19 +247,20 @@ def ssl_dataset(
 
     layers = [augmenter.view1, augmenter.view2] + ([augmenter.target] if views == "pid" else [])
 
+    keys = ["view1", "view2"] + (["target"] if views == "pid" else [])
+
     def make_views(batch, key):
         images_batch, index = batch if pseudo_labels is not None else (batch, None)
         images_batch = _to_float(images_batch)
-        outputs = []
+        outputs = {}
         with keyed_random.keyed_layers(layers, key):
-            for layer in layers:
+            for name, layer in zip(keys, layers, strict=True):
                 build_view(layer, tuple(images_batch.shape))
-                outputs.append(tf.cast(layer(images_batch, training=True), tf.float32))
-        if index is None:
-            return tuple(outputs)
-        # Read at every batch: the labels of the variable's current value.
-        labels = tf.gather(pseudo_labels, index)
-        return (outputs[0], outputs[1], labels if len(outputs) == 2 else (outputs[2], labels))
+                outputs[name] = tf.cast(layer(images_batch, training=True), tf.float32)
+        if index is not None:
+            # Read at every batch: the labels of the variable's current value.
+            outputs["label"] = tf.gather(pseudo_labels, index)
+        return outputs
 
     indices = None
     if pseudo_labels is not None:

@@ -3,14 +3,18 @@
 import keras
 from keras import ops
 
+from keras_pid_ssl.distribute.replicas import sum_over_replicas
 from keras_pid_ssl.information.gaussian_pid import ATOM_NAMES
 from keras_pid_ssl.information.gaussian_pid import gaussian_pid
 from keras_pid_ssl.information.gaussian_pid import per_dimension_pid
 from keras_pid_ssl.losses.barlow_twins import BarlowTwinsLoss
 from keras_pid_ssl.losses.base import SSLLoss
 from keras_pid_ssl.losses.vicreg import VICRegLoss
+from keras_pid_ssl.utils.autodiff import gradient
 from keras_pid_ssl.utils.validation import check_choice
 from keras_pid_ssl.utils.validation import check_non_negative
+from keras_pid_ssl.utils.validation import check_open_unit_interval
+from keras_pid_ssl.utils.validation import check_positive
 
 COEFFICIENT_NAMES = ("invariance_weight", "w_joint", "w_red", "w_syn")
 _BASES = {"barlow_twins": BarlowTwinsLoss, "vicreg": VICRegLoss}
@@ -32,7 +36,7 @@ def _make_base(base):
 class PIDLoss(SSLLoss):
     """ "More synergy, less redundancy" on top of Barlow Twins or VICReg.
 
-    SPEC section 3 (this project's reading of Mohamadi et al., ICIP 2023):
+    docs/spec.md, section 3 (this project's reading of Mohamadi et al., ICIP 2023):
 
         L = base(Z1, Z2)   with its invariance term times `invariance_weight`
             + w_joint * sum_k (1 - R2_k)
@@ -70,7 +74,10 @@ class PIDLoss(SSLLoss):
 
     `terms(z1, z2, t)` returns the weighted base terms, `joint_term`,
     `redundancy_term`, `synergy_term` (weighted), the PID atoms (nats, mean over
-    dimensions), the current coefficients and `loss`.
+    dimensions), the current coefficients and `loss`. `gradient_ratio(z1, z2,
+    t)` is the norm of the PID terms' gradient next to the base loss's. The
+    target `t` is an embedding (`target_kind = "embedding"`);
+    `PseudoLabelPIDLoss` is the same objective with a pseudo-label target.
 
     Example:
 
@@ -81,6 +88,11 @@ class PIDLoss(SSLLoss):
     ['i1', 'i12', 'i2']
     """
 
+    target_kind = "embedding"
+    estimators = ("diagonal", "full")
+    # Weighted terms added to the loss beyond the base and the three PID terms.
+    extra_term_names = ()
+
     def __init__(
         self,
         base="barlow_twins",
@@ -89,15 +101,20 @@ class PIDLoss(SSLLoss):
         w_red=0.0,
         w_syn=1.0,
         units="r2",
-        estimator="diagonal",
+        estimator=None,
         epsilon=1e-5,
         delta=1e-4,
         **kwargs,
     ):
-        for name, value in zip(COEFFICIENT_NAMES, (invariance_weight, w_joint, w_red, w_syn)):
+        estimator = self.estimators[0] if estimator is None else estimator
+        for name, value in zip(
+            COEFFICIENT_NAMES, (invariance_weight, w_joint, w_red, w_syn), strict=True
+        ):
             check_non_negative(name, value)
         check_choice("units", units, ("r2", "nats"))
-        check_choice("estimator", estimator, ("diagonal", "full"))
+        check_choice("estimator", estimator, self.estimators)
+        check_positive("epsilon", epsilon)
+        check_open_unit_interval("delta", delta)
         super().__init__(**kwargs)
         self.base = _make_base(base)
         self.units = units
@@ -108,6 +125,7 @@ class PIDLoss(SSLLoss):
             zip(
                 COEFFICIENT_NAMES,
                 (float(invariance_weight), float(w_joint), float(w_red), float(w_syn)),
+                strict=True,
             )
         )
         self.coefficients = {
@@ -133,16 +151,31 @@ class PIDLoss(SSLLoss):
             self.coefficients[name].assign(value)
 
     @property
+    def pid_term_names(self):
+        """The weighted terms beyond the base loss (what `gradient_ratio` weighs)."""
+        return ("joint_term", "redundancy_term", "synergy_term") + self.extra_term_names
+
+    @property
+    def diagnostic_names(self):
+        """Reported values that are not terms of the loss: atoms (nats)."""
+        return ATOM_NAMES
+
+    @property
     def term_names(self):
         return (
             tuple(self.base.term_names)
-            + ("joint_term", "redundancy_term", "synergy_term")
-            + ATOM_NAMES
+            + self.pid_term_names
+            + self.diagnostic_names
             + COEFFICIENT_NAMES
         )
 
+    def prepare_target(self, t):
+        """The target as the estimator reads it: float32, global batch."""
+        return self._prepare(t)[0]
+
     def pid_terms(self, z1, z2, t):
-        """The unweighted PID terms (joint, redundancy, synergy) and atoms."""
+        """Unweighted PID terms (joint, redundancy, synergy), extra weighted
+        terms (none here) and the diagnostics (atoms, nats)."""
         if self.estimator == "diagonal":
             per_dim = per_dimension_pid(z1, z2, t, self.epsilon, self.delta)
             atoms = {name: ops.mean(per_dim[name]) for name in ATOM_NAMES}
@@ -156,7 +189,7 @@ class PIDLoss(SSLLoss):
                 joint = -ops.sum(per_dim["i12"])
                 redundancy = ops.sum(per_dim["redundancy"])
                 synergy = ops.sum(per_dim["synergy"])
-            return (joint, redundancy, synergy), atoms
+            return (joint, redundancy, synergy), {}, atoms
         atoms = gaussian_pid(z1, z2, t, estimator="full", epsilon=self.epsilon)
         if self.units == "r2":
             r2 = {k: 1.0 - ops.exp(-2.0 * atoms[k]) for k in ("i1", "i2", "i12")}
@@ -165,10 +198,11 @@ class PIDLoss(SSLLoss):
             synergy = r2["i12"] - ops.maximum(r2["i1"], r2["i2"])
         else:
             joint, redundancy, synergy = -atoms["i12"], atoms["redundancy"], atoms["synergy"]
-        return (joint, redundancy, synergy), atoms
+        return (joint, redundancy, synergy), {}, atoms
 
     def terms(self, z1, z2, t):
-        z1, z2, t = self._prepare(z1, z2, t)
+        z1, z2 = self._prepare(z1, z2)
+        t = self.prepare_target(t)
         out = dict(self.base.terms(z1, z2))
         coef = {name: ops.convert_to_tensor(v) for name, v in self.coefficients.items()}
         del out["loss"]
@@ -176,15 +210,33 @@ class PIDLoss(SSLLoss):
         # decorrelation terms always stay (they prevent dimensional collapse).
         inv = self.base.invariance_term
         out[inv] = coef["invariance_weight"] * out[inv]
-        base_loss = sum(out[name] for name in self.base.term_names)
-        (joint, redundancy, synergy), atoms = self.pid_terms(z1, z2, t)
+        (joint, redundancy, synergy), extra, diagnostics = self.pid_terms(z1, z2, t)
         out["joint_term"] = coef["w_joint"] * joint
         out["redundancy_term"] = coef["w_red"] * redundancy
         out["synergy_term"] = -coef["w_syn"] * synergy
-        out["loss"] = base_loss + out["joint_term"] + out["redundancy_term"] + out["synergy_term"]
-        out.update(atoms)
+        out.update(extra)
+        out["loss"] = sum(out[name] for name in self.base.term_names + self.pid_term_names)
+        out.update(diagnostics)
         out.update(coef)
         return out
+
+    def gradient_ratio(self, z1, z2, t):
+        """||d(PID terms)/dz|| / ||d(base)/dz|| at the embeddings `z1`, `z2`.
+
+        A diagnostic (no gradient flows through it): how strong the PID terms
+        (`pid_term_names`) pull on the embeddings next to the base loss. Under
+        `tf.distribute` the squared norms are summed over replicas, so the
+        ratio is that of the global batch.
+        """
+        z = ops.stop_gradient(ops.stack([z1, z2]))
+        t = ops.stop_gradient(t)
+
+        def part(names):
+            return lambda z: sum(self.terms(z[0], z[1], t)[name] for name in names)
+
+        pid_sq = sum_over_replicas(ops.sum(ops.square(gradient(part(self.pid_term_names), z))))
+        base_sq = sum_over_replicas(ops.sum(ops.square(gradient(part(self.base.term_names), z))))
+        return ops.sqrt(pid_sq) / (ops.sqrt(base_sq) + 1e-12)
 
     def call(self, z1, z2, t):
         return self.terms(z1, z2, t)["loss"]

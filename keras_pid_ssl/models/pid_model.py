@@ -4,10 +4,8 @@ import keras
 from keras import ops
 
 from keras_pid_ssl.distribute.replicas import scale_loss_for_replicas
-from keras_pid_ssl.distribute.replicas import sum_over_replicas
 from keras_pid_ssl.losses.pid import PIDLoss
 from keras_pid_ssl.models.ssl_model import SSLModel
-from keras_pid_ssl.utils.autodiff import gradient
 from keras_pid_ssl.utils.validation import check_momentum
 
 
@@ -19,26 +17,38 @@ def _clone_layer(layer, name):
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
 class PIDModel(SSLModel):
-    """An `SSLModel` whose objective also sees a target view (SPEC section 1).
+    """An `SSLModel` whose objective also sees a target (docs/spec.md, section 1).
 
-    Batches are `(view1, view2, target_view)`: two strong augmentations and
-    the target view of the same images (the clean image by default; see
-    `kps.data.ssl_dataset(..., views="pid")`). The sources are
+    Batches are dicts `{"view1", "view2", "target"}`: two strong
+    augmentations and the target view of the same images (the clean image by
+    default; see `kps.data.ssl_dataset(..., views="pid")`). The sources are
     `Z_i = g(f(view_i))`; the target is `T = stop_gradient(g_t(f_t(target)))`
     where `(f_t, g_t)` is the online network itself (`target_momentum=0`) or an
     exponential moving average of it (`target_momentum=m`, updated inside the
     training step on every backend: `theta_t <- m theta_t + (1 - m) theta`).
-    The target network runs with batch statistics in training, like BYOL's.
 
-    Every term, PID atom (nats) and coefficient of the `PIDLoss` is reported
-    as a metric, plus `pid_grad_ratio`: the ratio of the gradient norm of the
-    weighted PID terms to that of the base loss, with respect to the projector
-    outputs, so you can see whether the PID terms matter at all.
+    The target pass changes no state: with the same network it normalises
+    with its own batch statistics, and BatchNorm moving statistics (and any
+    other non-trainable variable of the encoder and projector) are put back
+    after it, so clean target images never leak into the statistics that
+    inference and linear evaluation use (Barlow Twins never sees them
+    either). The EMA target network is not trainable, so Keras runs its
+    BatchNorm layers in inference mode: its statistics are the EMA of the
+    online ones, nothing else.
+
+    With a `PseudoLabelPIDLoss` the target is a pseudo-label instead: batches
+    are `{"view1", "view2", "label"}` (see `PseudoLabelPIDModel`).
+
+    Every term, PID atom (nats) and coefficient of the loss is reported as a
+    metric, plus `pid_grad_ratio` (`PIDLoss.gradient_ratio`): the ratio of
+    the gradient norm of the weighted PID terms to that of the base loss,
+    with respect to the projector outputs, so you can see whether the PID
+    terms matter at all.
 
     Args:
         encoder: a `keras.Model` mapping images to feature vectors.
         projector: a layer mapping features to embeddings.
-        loss: a `PIDLoss` (default: `PIDLoss()`, the SPEC's pilot setting).
+        loss: a `PIDLoss` (default: `PIDLoss()`, the spec's pilot setting).
         target_momentum: 0 for the same network, else the EMA momentum in
             [0, 1).
         track_gradient_ratio: compute `pid_grad_ratio` (two extra backward
@@ -54,7 +64,7 @@ class PIDModel(SSLModel):
         loss=kps.losses.PIDLoss(base="barlow_twins", w_syn=1.0),
     )
     model.compile(optimizer="adamw")
-    model.fit(pid_dataset, epochs=10)  # yields (view1, view2, target_view)
+    model.fit(pid_dataset, epochs=10)  # yields {"view1", "view2", "target"}
     ```
     """
 
@@ -74,7 +84,14 @@ class PIDModel(SSLModel):
                 f"Received: loss={loss!r}. Use SSLModel for a two-view loss."
             )
         check_momentum("target_momentum", target_momentum)
+        if loss.target_kind == "label" and target_momentum:
+            raise ValueError(
+                "A pseudo-label target needs no target network: `target_momentum` must be 0 "
+                f"with {type(loss).__name__}. Received: target_momentum={target_momentum!r}"
+            )
         super().__init__(encoder, projector, loss, **kwargs)
+        if not loss.built and self.projector.built:
+            loss.build(self.projector.compute_output_shape(self.encoder.output_shape))
         self.target_momentum = float(target_momentum)
         self.track_gradient_ratio = bool(track_gradient_ratio)
         self.grad_ratio_tracker = keras.metrics.Mean(name="pid_grad_ratio")
@@ -102,55 +119,45 @@ class PIDModel(SSLModel):
     def _target_pairs(self):
         targets = self.target_encoder.weights + self.target_projector.weights
         onlines = self.encoder.weights + self.projector.weights
-        return list(zip(targets, onlines))
+        return list(zip(targets, onlines, strict=True))
 
     @property
-    def num_views(self):
-        return 3
+    def view_keys(self):
+        return ("view1", "view2", self.target_key)
 
-    def _view_names(self):
-        return "(view1, view2, target_view)"
+    @property
+    def target_key(self):
+        """The batch key of the target: `"target"` (a view) or `"label"`."""
+        return "target" if self.ssl_loss.target_kind == "embedding" else "label"
 
-    def _target_embedding(self, target_view, training):
+    def target(self, batch, training):
+        """T: the stop-gradient target embedding, or the batch's pseudo-labels."""
+        if self.ssl_loss.target_kind == "label":
+            return batch["label"]
         if self.target_encoder is None:
-            return ops.stop_gradient(self(target_view, training=training))
-        features = self.target_encoder(target_view, training=training)
-        return ops.stop_gradient(self.target_projector(features, training=training))
+            encoder, projector = self.encoder, self.projector
+        else:
+            encoder, projector = self.target_encoder, self.target_projector
+        state = encoder.non_trainable_variables + projector.non_trainable_variables
+        saved = [ops.copy(variable.value) for variable in state]
+        features = encoder(batch["target"], training=training)
+        embedding = projector(features, training=training)
+        for variable, value in zip(state, saved, strict=True):
+            variable.assign(value)
+        return ops.stop_gradient(embedding)
 
     def _update_target_network(self):
         m = self.target_momentum
         for target, online in self._target_pairs():
             target.assign(m * target + (1.0 - m) * ops.stop_gradient(online.value))
 
-    def _gradient_ratio(self, z1, z2, zt):
-        """||d(PID terms)/dz|| / ||d(base)/dz|| at the projector outputs."""
-        z = ops.stop_gradient(ops.stack([z1, z2]))
-        zt = ops.stop_gradient(zt)
-        loss = self.ssl_loss
-
-        def pid_part(z):
-            terms = loss.terms(z[0], z[1], zt)
-            return terms["joint_term"] + terms["redundancy_term"] + terms["synergy_term"]
-
-        def base_part(z):
-            terms = loss.terms(z[0], z[1], zt)
-            return sum(terms[name] for name in loss.base.term_names)
-
-        # Under tf.distribute each replica holds its own rows of z: add the
-        # squared norms over replicas to get the global-batch norms.
-        pid_sq = sum_over_replicas(ops.sum(ops.square(gradient(pid_part, z))))
-        base_sq = sum_over_replicas(ops.sum(ops.square(gradient(base_part, z))))
-        return ops.sqrt(pid_sq) / (ops.sqrt(base_sq) + 1e-12)
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        view1, view2, target_view = self._unpack_views(x, y, sample_weight)
-        z1 = y_pred if y_pred is not None else self(view1, training=training)
-        z2 = self(view2, training=training)
-        zt = self._target_embedding(target_view, training)
-        terms = self.ssl_loss.terms(z1, z2, zt)
+        z1, z2 = self.embeddings(x, y_pred, training)
+        t = self.target(x, training)
+        terms = self.ssl_loss.terms(z1, z2, t)
         self._update_trackers(terms)
         if training and self.track_gradient_ratio:
-            self.grad_ratio_tracker.update_state(self._gradient_ratio(z1, z2, zt))
+            self.grad_ratio_tracker.update_state(self.ssl_loss.gradient_ratio(z1, z2, t))
         if training and self.target_encoder is not None:
             self._update_target_network()
         # Every replica computed the global-batch loss: see kps.distribute.

@@ -6,25 +6,30 @@ from keras import ops
 
 from keras_pid_ssl.distribute.replicas import scale_loss_for_replicas
 from keras_pid_ssl.losses.base import SSLLoss
+from keras_pid_ssl.utils.batches import first_batch
 from keras_pid_ssl.utils.validation import check_views
+from keras_pid_ssl.utils.validation import static_shape
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
 class SSLModel(keras.Model):
     """Joint-embedding SSL model trained with the stock `fit`.
 
-    Feed `fit` a dataset of `(view1, view2)` batches: two augmentations of the
-    same images, float32 `(batch_size, height, width, channels)`. Keras unpacks
-    such a batch as `(x, y)`; this model reads them back as the two views in
-    `compute_loss`, which is the only training hook it overrides, so one code
-    path trains on TensorFlow, JAX and PyTorch. Each view goes through the
-    network separately, as in the official Barlow Twins and VICReg code (batch
-    norm statistics are per view).
+    Feed `fit` batches that are dicts of named views: `{"view1": ...,
+    "view2": ...}`, two augmentations of the same images, float32 `(batch_size,
+    height, width, channels)` (what `kps.data.ssl_dataset(..., views="two")`
+    yields; NumPy arrays work too: `model.fit({"view1": a, "view2": b},
+    batch_size=256)`). Keras passes such a batch whole to `call`, which
+    embeds each view, and to `compute_loss`, the only training hook this model
+    overrides, so one code path trains on TensorFlow, JAX and PyTorch. Each
+    view goes through the network separately, as in the official Barlow Twins
+    and VICReg code (batch norm statistics are per view).
 
     Every term of the loss is reported as a metric (`fit`'s history and
     progress bar show e.g. `invariance` and `redundancy_reduction`).
-    `model(images)` and `model.predict(images)` return projector embeddings;
-    `model.encoder` is the backbone to take downstream.
+    `model(images)` and `model.predict(images)` return projector embeddings
+    of a batch of images; `model(batch)` on a dict of views returns a dict of
+    embeddings; `model.encoder` is the backbone to take downstream.
 
     Args:
         encoder: a `keras.Model` mapping images to feature vectors.
@@ -47,7 +52,7 @@ class SSLModel(keras.Model):
         loss=kps.losses.BarlowTwinsLoss(),
     )
     model.compile(optimizer="adamw")
-    model.fit(two_view_dataset, epochs=10)  # yields (view1, view2) batches
+    model.fit(two_view_dataset, epochs=10)  # yields {"view1", "view2"} batches
     ```
     """
 
@@ -67,6 +72,8 @@ class SSLModel(keras.Model):
         self.ssl_loss = loss
         self.input_range = None if input_range is None else tuple(float(v) for v in input_range)
         self.term_trackers = {name: keras.metrics.Mean(name=name) for name in loss.term_names}
+        # Batch structures `check_batch` has seen (a set: not tracked by Keras).
+        self.checked_structures = set()
         self._build_projector()
 
     def _build_projector(self):
@@ -77,14 +84,46 @@ class SSLModel(keras.Model):
             self.built = True
 
     @property
-    def num_views(self):
-        return 2
+    def view_keys(self):
+        """The keys every batch must hold."""
+        return ("view1", "view2")
 
     def call(self, inputs, training=None):
-        check_views(type(self).__name__, inputs)
-        self._check_channels(inputs)
-        features = self.encoder(inputs, training=training)
-        return self.projector(features, training=training)
+        if isinstance(inputs, dict):
+            self.check_batch(inputs)
+            return {key: self._embed(inputs[key], training) for key in ("view1", "view2")}
+        self.check_batch({"images": inputs})
+        return self._embed(inputs, training)
+
+    def _embed(self, images, training):
+        return self.projector(self.encoder(images, training=training), training=training)
+
+    def check_batch(self, batch):
+        """Checks a dict of image views once per structure (keys, shapes, dtypes).
+
+        Called by `call`; a compiled step traces it once, and an eager step
+        skips structures it has seen, so the checks cost nothing per step.
+        """
+        signature = tuple(
+            (key, static_shape(value), str(getattr(value, "dtype", type(value))))
+            for key, value in sorted(batch.items())
+        )
+        if signature in self.checked_structures:
+            return
+        name = type(self).__name__
+        if "images" not in batch:
+            missing = [key for key in self.view_keys if key not in batch]
+            if missing:
+                raise ValueError(
+                    f"{name} expects batches that are dicts with keys {list(self.view_keys)}; "
+                    f"this one has {sorted(batch)}, missing {missing}. Build the dataset "
+                    "with kps.data.ssl_dataset, or yield such dicts."
+                )
+        views = [batch[key] for key in batch if key != "label"]
+        check_views(name, *views)
+        for view in views:
+            self._check_channels(view)
+        self.checked_structures.add(signature)
 
     def _check_channels(self, images):
         # Keras would fail inside the first conv layer, naming that layer.
@@ -103,53 +142,64 @@ class SSLModel(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the first batch of views (see `input_range`)."""
-        self._check_first_batch(x, y)
-        return super().fit(x, y, *args, **kwargs)
+        if y is not None:
+            raise ValueError(
+                f"{type(self).__name__}.fit takes batches of named views as `x` "
+                '(e.g. {"view1": ..., "view2": ...}) and no `y`. Received y of type '
+                f"{type(y).__name__}."
+            )
+        self._check_first_batch(x)
+        return super().fit(x, *args, **kwargs)
 
-    def _check_first_batch(self, x, y):
+    def _check_first_batch(self, x):
         if self.input_range is None:
             return
-        if hasattr(x, "take") and hasattr(x, "element_spec"):  # tf.data.Dataset
-            batch = next(iter(x.take(1)), None)
-            views = [] if batch is None else list(batch) if isinstance(batch, tuple) else [batch]
-        elif isinstance(x, np.ndarray):
-            views = [v[:64] for v in (x, y) if isinstance(v, np.ndarray)]
-        else:
+        batch = first_batch(x)
+        if batch is None:
             return
+        if not isinstance(batch, dict):
+            raise ValueError(
+                f"{type(self).__name__}.fit expects batches that are dicts of views with "
+                f"keys {list(self.view_keys)}; received a {type(batch).__name__}. Build the "
+                "dataset with kps.data.ssl_dataset, or pass a dict of arrays."
+            )
         low, high = self.input_range
-        views = [v for v in views if len(getattr(v, "shape", ())) == 4]
-        for i, view in enumerate(views):
+        for key, view in batch.items():
             view = np.asarray(view)
+            if view.ndim != 4:
+                continue
             if not np.issubdtype(view.dtype, np.floating):
                 raise ValueError(
                     f"{type(self).__name__}.fit expects float images in [{low:g}, {high:g}]; "
-                    f"view {i + 1} has dtype {view.dtype}. Convert with images / 255 "
+                    f"view {key!r} has dtype {view.dtype}. Convert with images / 255 "
                     "(kps.data.ssl_dataset does), or pass input_range=None."
+                )
+            if view.size == 0:
+                raise ValueError(
+                    f"{type(self).__name__}.fit received an empty view {key!r} "
+                    f"(shape {view.shape}); it needs at least 2 images per batch."
+                )
+            if not np.all(np.isfinite(view)):
+                raise ValueError(
+                    f"{type(self).__name__}.fit expects finite pixel values; view {key!r} "
+                    f"holds {int(np.sum(~np.isfinite(view)))} NaN or infinite values. "
+                    "Clean the images before training."
                 )
             vmin, vmax = float(view.min()), float(view.max())
             tolerance = 1e-3 * (high - low)
             if vmin < low - tolerance or vmax > high + tolerance:
                 raise ValueError(
                     f"{type(self).__name__}.fit expects float images in [{low:g}, {high:g}]; "
-                    f"view {i + 1} has values in [{vmin:g}, {vmax:g}]"
+                    f"view {key!r} has values in [{vmin:g}, {vmax:g}]"
                     + (" (0-255 pixels? divide by 255)" if vmax > 2 else "")
                     + ". Pass input_range=None if your inputs are normalised otherwise."
                 )
 
-    def _unpack_views(self, x, y, sample_weight):
-        # Keras unpacks a batch (v1, v2[, v3]) as (x, y[, sample_weight]).
-        views = [v for v in (x, y, sample_weight) if v is not None]
-        if len(views) != self.num_views:
-            raise ValueError(
-                f"{type(self).__name__} expects batches of {self.num_views} image "
-                f"views, e.g. {self._view_names()}; received {len(views)}. Build "
-                "the dataset with kps.data.ssl_dataset or yield tuples of views."
-            )
-        check_views(type(self).__name__, *views)
-        return views
-
-    def _view_names(self):
-        return "(view1, view2)"
+    def embeddings(self, x, y_pred, training):
+        """The online embeddings of the batch `x` (`y_pred` when Keras has them)."""
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        return y_pred["view1"], y_pred["view2"]
 
     def _update_trackers(self, terms):
         for name, tracker in self.term_trackers.items():
@@ -161,9 +211,7 @@ class SSLModel(keras.Model):
         return 0.0
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        view1, view2 = self._unpack_views(x, y, sample_weight)
-        z1 = y_pred if y_pred is not None else self(view1, training=training)
-        z2 = self(view2, training=training)
+        z1, z2 = self.embeddings(x, y_pred, training)
         terms = self.ssl_loss.terms(z1, z2)
         self._update_trackers(terms)
         # Every replica computed the global-batch loss: see kps.distribute.

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_encoder
-from conftest import tiny_projector
 
 import keras_pid_ssl as kps
+from conftest import tiny_encoder
+from conftest import tiny_projector
 from keras_pid_ssl.callbacks.pseudo_labels import align_labels
 
 
@@ -87,8 +87,9 @@ def test_dataset_yields_the_refreshed_labels_after_a_refresh():
 
     def seen():
         pairs = []
-        for view1, _, (target, labels) in dataset.as_numpy_iterator():
-            np.testing.assert_allclose(target, view1)
+        for batch in dataset.as_numpy_iterator():
+            view1, labels = batch["view1"], batch["label"]
+            np.testing.assert_allclose(batch["target"], view1)
             pairs.append(np.stack([np.rint(view1[:, 0, 0, 0] * 255).astype(int), labels], 1))
         return np.concatenate(pairs)
 
@@ -115,11 +116,10 @@ class LabelRecorder(keras.Model):
         self.label_mean = keras.metrics.Mean(name="label_mean")
 
     def call(self, x):
-        return self.dense(keras.ops.mean(x, axis=(1, 2)))
+        return self.dense(keras.ops.mean(x["view1"], axis=(1, 2)))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        _, labels = sample_weight
-        self.label_mean.update_state(keras.ops.cast(labels, "float32"))
+        self.label_mean.update_state(keras.ops.cast(x["label"], "float32"))
         return keras.ops.mean(keras.ops.square(y_pred))
 
 
@@ -185,9 +185,13 @@ class StateRecorder(keras.callbacks.Callback):
         model = self.model
         return {
             "labels": self.refresh.labels.numpy().copy(),
-            "supervision_weight": float(keras.ops.convert_to_numpy(model.supervision_weight)),
-            "ready": float(keras.ops.convert_to_numpy(model.pseudo_labels_ready)),
-            "label_entropy": float(keras.ops.convert_to_numpy(model.label_entropy)),
+            "supervision_weight": float(
+                keras.ops.convert_to_numpy(model.ssl_loss.state["supervision_weight"])
+            ),
+            "ready": float(keras.ops.convert_to_numpy(model.ssl_loss.state["pseudo_labels_ready"])),
+            "label_entropy": float(
+                keras.ops.convert_to_numpy(model.ssl_loss.state["label_entropy"])
+            ),
         }
 
     def on_train_begin(self, logs=None):

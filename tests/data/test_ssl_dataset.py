@@ -13,7 +13,11 @@ def _images(n=32, size=8, channels=3, seed=0):
 
 
 def _batches(dataset):
-    return [tuple(t.numpy() for t in batch) for batch in dataset]
+    batches = []
+    for batch in dataset:
+        assert set(batch) in ({"view1", "view2"}, {"view1", "view2", "target"}), set(batch)
+        batches.append(tuple(batch[k].numpy() for k in ("view1", "view2", "target") if k in batch))
+    return batches
 
 
 def test_two_view_batches_are_float_in_unit_range_with_full_batches():

@@ -5,13 +5,14 @@ import os
 import keras
 import numpy as np
 import pytest
+
+import keras_pid_ssl as kps
 from conftest import make_views
 from conftest import tiny_encoder
 from conftest import tiny_projector
-
-import keras_pid_ssl as kps
+from conftest import view_batch
 from keras_pid_ssl.information import ATOM_NAMES
-from keras_pid_ssl.models.pseudo_label_pid_model import PSEUDO_LABEL_METRICS
+from keras_pid_ssl.losses.pseudo_label_pid import PSEUDO_LABEL_DIAGNOSTICS
 from keras_pid_ssl.utils.autodiff import gradient
 
 K = 3
@@ -44,7 +45,7 @@ def test_embedding_gradient_is_base_plus_supervision_only():
     base = kps.losses.BarlowTwinsLoss()
 
     def total(z):
-        return model.pseudo_label_terms(z[0], z[1], labels)["loss"]
+        return model.ssl_loss.terms(z[0], z[1], labels)["loss"]
 
     base_grad = _numpy(gradient(lambda z: base(z[0], z[1]), z))
     # CE_i = mean_n -log softmax(z_i W_i + b_i)[label]: d/dz_i = (p - onehot) W_i^T / N.
@@ -67,7 +68,7 @@ def test_loss_before_the_first_clustering_is_the_base_loss():
     labels = np.zeros(16, "int32")
     model = _model(w_joint=1.0, w_red=1.0, w_syn=1.0)
     model.set_pseudo_label_state(supervision_weight=0.1)  # ready stays 0
-    terms = model.pseudo_label_terms(z1, z2, labels)
+    terms = model.ssl_loss.terms(z1, z2, labels)
     expected = float(kps.losses.BarlowTwinsLoss()(z1, z2))
     np.testing.assert_allclose(float(terms["loss"]), expected, rtol=1e-5)
     for name in ATOM_NAMES + ("head_ce1", "supervision_term", "synergy_term"):
@@ -85,7 +86,7 @@ def test_supervision_and_pid_terms_train_the_backbone_but_never_the_heads():
     z1, z2 = model(v1, training=False), model(v2, training=False)
     labels = _numpy(keras.ops.argmax(model.heads(z1, z2)[0], axis=-1)).astype("int32")
     model.set_pseudo_label_state(ready=1.0, label_entropy=np.log(K))
-    atoms = model.pseudo_label_terms(z1, z2, labels)
+    atoms = model.ssl_loss.terms(z1, z2, labels)
     assert float(atoms["i1"]) > 0.1 and float(atoms["i12"]) > 0.1
     start = [np.array(_numpy(w)) for w in model.weights]
     heads_start = [np.array(_numpy(w)) for w in model.heads.trainable_weights]
@@ -94,7 +95,7 @@ def test_supervision_and_pid_terms_train_the_backbone_but_never_the_heads():
         model.set_weights(start)
         model.set_pseudo_label_state(supervision_weight=supervision_weight)
         model.ssl_loss.set_coefficients(w_joint=pid_weight, w_red=pid_weight, w_syn=pid_weight)
-        model.train_on_batch(v1, v2, sample_weight=labels)
+        model.train_on_batch(view_batch(v1, v2, label=labels))
         heads = [np.array(_numpy(w)) for w in model.heads.trainable_weights]
         encoder = [np.array(_numpy(w)) for w in model.encoder.trainable_weights]
         return heads, encoder
@@ -114,11 +115,11 @@ def test_batches_with_and_without_the_target_view_give_the_same_loss():
     model = _model(w_syn=1.0)
     model.set_pseudo_label_state(ready=1.0, label_entropy=np.log(K), supervision_weight=0.1)
     model.compile(optimizer="sgd")
-    with_target = model.test_on_batch(v1, v2, sample_weight=(t, labels))
-    without = model.test_on_batch(v1, v2, sample_weight=labels)
+    with_target = model.test_on_batch(view_batch(v1, v2, t, label=labels))
+    without = model.test_on_batch(view_batch(v1, v2, label=labels))
     np.testing.assert_allclose(with_target, without, rtol=1e-6)
-    with pytest.raises(ValueError, match="pseudo_label"):
-        model.test_on_batch(v1, v2, sample_weight=t)
+    with pytest.raises(ValueError, match=r"missing \['label'\]"):
+        model.test_on_batch(view_batch(v1, v2, t))
 
 
 def test_fit_trains_and_history_contains_every_atom():
@@ -138,7 +139,8 @@ def test_fit_trains_and_history_contains_every_atom():
     history = model.fit(dataset, epochs=3, callbacks=[refresh], verbose=0).history
     names = (
         ATOM_NAMES
-        + PSEUDO_LABEL_METRICS
+        + PSEUDO_LABEL_DIAGNOSTICS
+        + ("supervision_term", "supervision_weight", "estimator_term")
         + (
             "joint_term",
             "redundancy_term",
@@ -163,8 +165,12 @@ def test_model_round_trips_with_heads_and_pseudo_label_state(tmp_path):
     restored = keras.models.load_model(path)
     assert isinstance(restored, kps.models.PseudoLabelPIDModel)
     assert restored.num_clusters == K and restored.heads.joint_hidden_dims == (8,)
-    np.testing.assert_allclose(float(_numpy(restored.supervision_weight)), 0.03, rtol=1e-6)
-    np.testing.assert_allclose(float(_numpy(restored.label_entropy)), 0.9, rtol=1e-6)
+    np.testing.assert_allclose(
+        float(_numpy(restored.ssl_loss.state["supervision_weight"])), 0.03, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        float(_numpy(restored.ssl_loss.state["label_entropy"])), 0.9, rtol=1e-6
+    )
     for a, b in zip(model.heads.weights, restored.heads.weights):
         np.testing.assert_array_equal(_numpy(a), _numpy(b))
     from_preset = kps.models.PseudoLabelPIDModel.from_pid_model(

@@ -5,11 +5,13 @@ import os
 import keras
 import numpy as np
 import pytest
+
+import keras_pid_ssl as kps
 from conftest import make_views
 from conftest import tiny_encoder
 from conftest import tiny_projector
-
-import keras_pid_ssl as kps
+from conftest import view_batch
+from conftest import view_dataset
 
 
 def _model(loss=None):
@@ -21,7 +23,9 @@ def test_fit_decreases_the_loss_and_reports_every_term(loss_cls):
     v1, v2 = make_views(n=64)
     model = _model(loss_cls())
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    history = model.fit(v1, v2, batch_size=16, epochs=5, shuffle=False, verbose=0).history
+    history = model.fit(
+        view_batch(v1, v2), batch_size=16, epochs=5, shuffle=False, verbose=0
+    ).history
     assert history["loss"][-1] < history["loss"][0]
     for name in model.ssl_loss.term_names:
         assert len(history[name]) == 5
@@ -34,17 +38,26 @@ def test_evaluate_matches_the_loss_on_the_same_data():
     v1, v2 = make_views(n=16)
     model = _model()
     model.compile(optimizer="adam")
-    result = model.evaluate(v1, v2, batch_size=16, verbose=0, return_dict=True)
+    result = model.evaluate(view_batch(v1, v2), batch_size=16, verbose=0, return_dict=True)
     z1 = model.predict(v1, verbose=0)
     z2 = model.predict(v2, verbose=0)
+    # An independent NumPy Barlow Twins (lambda 5e-3, the default).
+    c = _standardize(z1).T @ _standardize(z2) / len(z1)
+    expected = np.sum((1 - np.diag(c)) ** 2) + 5e-3 * np.sum((c - np.diag(np.diag(c))) ** 2)
+    np.testing.assert_allclose(result["loss"], expected, rtol=1e-3)
     np.testing.assert_allclose(result["loss"], float(model.ssl_loss(z1, z2)), rtol=1e-4)
+
+
+def _standardize(z):
+    z = z.astype("float64")
+    return (z - z.mean(0)) / np.sqrt(z.var(0) + 1e-5)
 
 
 def test_save_and_load_round_trip_gives_identical_embeddings(tmp_path):
     v1, v2 = make_views(n=32)
     model = _model(kps.losses.VICRegLoss(invariance_weight=10.0))
     model.compile(optimizer="adam")
-    model.fit(v1, v2, batch_size=16, epochs=1, verbose=0)
+    model.fit(view_batch(v1, v2), batch_size=16, epochs=1, verbose=0)
     path = os.path.join(tmp_path, "model.keras")
     model.save(path)
     restored = keras.models.load_model(path)
@@ -75,14 +88,14 @@ def test_views_of_different_shapes_are_rejected():
     model = _model()
     model.compile(optimizer="adam")
     with pytest.raises(ValueError, match="same shape"):
-        model.compute_loss(v1, v2, model(v1))
+        model(view_batch(v1, v2))
 
 
 def test_batch_of_one_is_rejected():
     v1, v2 = make_views(n=1)
     model = _model()
     with pytest.raises(ValueError, match="batch_size >= 2"):
-        model.compute_loss(v1, v2, model(v1))
+        model(view_batch(v1, v2))
 
 
 def test_non_4d_images_are_rejected():
@@ -95,8 +108,15 @@ def test_non_4d_images_are_rejected():
 def test_single_view_batches_are_rejected():
     v1, _ = make_views(n=4)
     model = _model()
-    with pytest.raises(ValueError, match=r"\(view1, view2\)"):
-        model.compute_loss(v1, None, model(v1))
+    with pytest.raises(ValueError, match=r"keys \['view1', 'view2'\].*missing \['view2'\]"):
+        model({"view1": v1})
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="dicts of views"):
+        model.fit(
+            view_dataset(v1, v1, batch_size=2).map(lambda b: (b["view1"], b["view2"])), verbose=0
+        )
+    with pytest.raises(ValueError, match="no `y`"):
+        model.fit(v1, v1, verbose=0)
 
 
 def test_constructor_rejects_a_non_ssl_loss():
@@ -110,7 +130,7 @@ def test_views_with_other_channels_than_the_encoder_are_named():
     model.compile(optimizer="adam")
     message = r"encoder takes images with 1 channel\(s\) .* the views have 3"
     with pytest.raises(ValueError, match=message):
-        model.fit(v1, v2, epochs=1, verbose=0)
+        model.fit(view_batch(v1, v2), epochs=1, verbose=0)
     with pytest.raises(ValueError, match=message):
         _model().predict(v1, verbose=0)
 
@@ -120,10 +140,16 @@ def test_fit_rejects_images_outside_the_expected_range():
     model = _model()
     model.compile(optimizer="adam")
     with pytest.raises(ValueError, match=r"values in \[.*\] \(0-255 pixels\? divide by 255\)"):
-        model.fit(v1 * 255.0, v2 * 255.0, epochs=1, verbose=0)
+        model.fit(view_batch(v1 * 255.0, v2 * 255.0), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="dtype uint8"):
-        model.fit((v1 * 255).astype("uint8"), v2, epochs=1, verbose=0)
-    dataset = __import__("tensorflow").data.Dataset.from_tensor_slices((v1 - 0.5, v2)).batch(8)
+        model.fit(view_batch((v1 * 255).astype("uint8"), v2), epochs=1, verbose=0)
+    nan = v1.copy()
+    nan[3, 2, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="finite pixel values; view 'view1' holds 1 NaN"):
+        model.fit(view_batch(nan, v2), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="empty view"):
+        model.fit(view_batch(v1[:0], v2[:0]), epochs=1, verbose=0)
+    dataset = view_dataset(v1 - 0.5, v2, batch_size=8)
     with pytest.raises(ValueError, match="input_range=None"):
         model.fit(dataset, epochs=1, verbose=0)
     # Inputs normalised otherwise train once the check is turned off.
@@ -143,7 +169,7 @@ def test_bf16_mixed_precision_fit_gives_finite_float32_losses():
         )
         model.compile(optimizer="adam")
         assert keras.backend.standardize_dtype(model(v1).dtype) == "bfloat16"
-        history = model.fit(v1, v2, sample_weight=t, batch_size=16, epochs=2, verbose=0).history
+        history = model.fit(view_batch(v1, v2, t), batch_size=16, epochs=2, verbose=0).history
     finally:
         keras.mixed_precision.set_global_policy("float32")
     for name in ("loss", "synergy", "redundancy", "i12", "pid_grad_ratio"):

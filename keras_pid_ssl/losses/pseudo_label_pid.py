@@ -5,8 +5,8 @@ from keras import ops
 
 from keras_pid_ssl.distribute.replicas import gather_replicas
 from keras_pid_ssl.information.classifier_pid import ClassifierPIDHeads
-from keras_pid_ssl.information.classifier_pid import _cross_entropy as cross_entropy  # TODO public
 from keras_pid_ssl.information.classifier_pid import classifier_pid
+from keras_pid_ssl.information.classifier_pid import cross_entropy
 from keras_pid_ssl.information.gaussian_pid import ATOM_NAMES
 from keras_pid_ssl.losses.pid import PIDLoss
 from keras_pid_ssl.utils.validation import check_int

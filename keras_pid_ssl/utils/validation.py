@@ -121,6 +121,17 @@ def _shapes_match(a, b):
     return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
 
 
+def check_open_unit_interval(name, value):
+    """Checks a number strictly between 0 and 1 (e.g. a clip distance)."""
+    if not _is_number(value) or not 0.0 < value < 1.0:
+        raise ValueError(f"`{name}` must be in (0, 1). Received: {name}={value!r}")
+
+
+def static_shape(x):
+    """The static shape of `x` as a tuple of ints (None for unknown dims)."""
+    return _static_shape(x)
+
+
 def check_in_range(name, value, low, high):
     """Checks a finite number in the closed interval `[low, high]`."""
     if not _is_number(value) or not low <= value <= high:

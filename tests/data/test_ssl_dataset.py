@@ -156,3 +156,24 @@ def test_a_pipeline_augmentation_works_on_every_backend():
     )
     view1, view2 = _batches(kps.data.ssl_dataset(_images(), augment=pipeline, batch_size=8))[0]
     assert view1.shape == (8, 8, 8, 3) and not np.allclose(view1, view2)
+
+
+def test_checking_the_first_batch_consumes_nothing_from_the_epoch_order():
+    from keras_pid_ssl.utils.batches import first_batch
+
+    images = _images()
+    dataset = kps.data.ssl_dataset(images, views="pid", augment="cifar", batch_size=4, seed=3)
+    peeked = first_batch(dataset)
+    assert int(dataset.epoch.numpy()) == 0
+    first = next(iter(dataset))
+    for key in ("view1", "view2", "target"):
+        np.testing.assert_array_equal(peeked[key], first[key].numpy())
+    # SSLModel.fit's check leaves the counter too: fit's first epoch is pass 0.
+    model = kps.SSLModel(
+        kps.backbones.SmallConvNet(input_shape=images.shape[1:], widths=(4,)),
+        kps.heads.Projector(hidden_dims=(8,), output_dim=4),
+        loss=kps.losses.BarlowTwinsLoss(),
+    )
+    dataset = kps.data.ssl_dataset(images, augment="cifar", batch_size=4, seed=3)
+    model._check_first_batch(dataset)
+    assert int(dataset.epoch.numpy()) == 0

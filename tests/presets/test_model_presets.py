@@ -1,9 +1,9 @@
 """Presets: methods by name with the published defaults."""
 
 import pytest
-from conftest import tiny_encoder
 
 import keras_pid_ssl as kps
+from conftest import tiny_encoder
 
 
 def test_presets_build_the_named_methods_with_published_defaults():

@@ -14,6 +14,7 @@ from keras_pid_ssl import evaluation
 from keras_pid_ssl import heads
 from keras_pid_ssl import information
 from keras_pid_ssl import losses
+from keras_pid_ssl import metrics
 from keras_pid_ssl import models
 from keras_pid_ssl import optimizers
 from keras_pid_ssl import presets
@@ -33,6 +34,7 @@ __all__ = [
     "heads",
     "information",
     "losses",
+    "metrics",
     "models",
     "optimizers",
     "presets",

@@ -5,14 +5,15 @@ import math
 import keras
 import numpy as np
 import pytest
+
+import keras_pid_ssl as kps
 from conftest import make_views
 from conftest import tiny_encoder
 from conftest import tiny_projector
-
-import keras_pid_ssl as kps
+from conftest import view_batch
 from keras_pid_ssl.callbacks.knn_monitor import KNNMonitor
-from keras_pid_ssl.callbacks.knn_monitor import top_k_accuracy
 from keras_pid_ssl.callbacks.knn_monitor import weighted_knn_scores
+from keras_pid_ssl.metrics import top_k_accuracy
 
 
 def reference_knn_scores(train, train_labels, test, num_classes, k, temperature):
@@ -75,7 +76,9 @@ def test_knn_monitor_logs_accuracy_during_ssl_fit_every_n_epochs():
     monitor = KNNMonitor(
         (view1[:24], labels[:24]), (view1[24:], labels[24:]), num_classes=10, every=2
     )
-    history = model.fit(view1, view2, batch_size=16, epochs=3, callbacks=[monitor], verbose=0)
+    history = model.fit(
+        view_batch(view1, view2), batch_size=16, epochs=3, callbacks=[monitor], verbose=0
+    )
     accuracy = history.history["knn_accuracy"]
     # Epoch 1 is skipped (NaN); epoch 2 (every=2) and epoch 3 (the last) are evaluated.
     assert math.isnan(accuracy[0])
@@ -94,3 +97,31 @@ def test_knn_monitor_rejects_bad_arguments():
         KNNMonitor((images, labels[:3]), (images, labels))
     with pytest.raises(ValueError, match="train_data"):
         KNNMonitor(images, (images, labels))
+
+
+def test_knn_monitor_rejects_unlabeled_and_out_of_range_labels_when_constructed():
+    images = np.zeros((4, 8, 8, 1), "float32")
+    good, unlabeled = np.array([0, 1, 2, 1]), np.array([0, -1, 2, 1])
+    # -1 (an unlabeled image) used to index the last class silently or raise an IndexError.
+    with pytest.raises(ValueError, match=r"`train_data` must hold class labels in \[0, 3\)"):
+        KNNMonitor((images, unlabeled), (images, good))
+    with pytest.raises(ValueError, match=r"`test_data` .* Received labels in \[-1, 2\]"):
+        KNNMonitor((images, good), (images, unlabeled))
+    with pytest.raises(ValueError, match=r"`train_data` must hold class labels in \[0, 2\)"):
+        KNNMonitor((images, good), (images, good), num_classes=2)
+    with pytest.raises(ValueError, match="`test_data` must hold integer class labels"):
+        KNNMonitor((images, good), (images, np.array([0.0, 1.5, 2.0, 1.0])))
+    with pytest.raises(ValueError, match="`num_classes` must be an int >= 1"):
+        KNNMonitor((images, good), (images, good), num_classes=2.5)
+    with pytest.raises(ValueError, match="`batch_size` must be an int >= 1"):
+        KNNMonitor((images, good), (images, good), batch_size=0)
+    monitor = KNNMonitor((images, good), (images, np.array([0.0, 1.0, 2.0, 1.0])))
+    assert monitor.num_classes == 3 and monitor.test_labels.dtype == np.int64
+
+
+def test_weighted_knn_scores_name_bad_train_labels():
+    features = np.eye(3)
+    with pytest.raises(ValueError, match=r"`train_labels` must hold class labels in \[0, 3\)"):
+        weighted_knn_scores(features, np.array([0, -1, 2]), features, num_classes=3)
+    with pytest.raises(ValueError, match=r"Received labels in \[0, 3\]"):
+        weighted_knn_scores(features, np.array([0, 3, 2]), features, num_classes=3)

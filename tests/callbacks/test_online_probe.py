@@ -5,11 +5,12 @@ import math
 import keras
 import numpy as np
 import pytest
+
+import keras_pid_ssl as kps
 from conftest import make_views
 from conftest import tiny_encoder
 from conftest import tiny_projector
-
-import keras_pid_ssl as kps
+from conftest import view_batch
 from keras_pid_ssl.callbacks.online_probe import OnlineLinearProbe
 
 
@@ -63,12 +64,17 @@ def test_probe_logs_accuracy_during_ssl_fit():
         probe_epochs=2,
         batch_size=8,
     )
-    history = model.fit(view1, view2, batch_size=16, epochs=2, callbacks=[probe], verbose=0)
+    history = model.fit(
+        view_batch(view1, view2), batch_size=16, epochs=2, callbacks=[probe], verbose=0
+    )
     for name in ("probe_accuracy", "probe_top5"):
         values = history.history[name]
         assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values)
     assert all(
-        a <= t for a, t in zip(history.history["probe_accuracy"], history.history["probe_top5"])
+        a <= t
+        for a, t in zip(
+            history.history["probe_accuracy"], history.history["probe_top5"], strict=True
+        )
     )
     assert [row["epoch"] for row in probe.history] == [1, 2]
     # The probe never touches the backbone: its only weights are its own.
@@ -96,3 +102,24 @@ def test_probe_rejects_bad_arguments():
         OnlineLinearProbe((images, labels), (images, labels), every=0)
     with pytest.raises(ValueError, match="test_data"):
         OnlineLinearProbe((images, labels), (images,))
+
+
+def test_probe_checks_labels_against_num_classes_on_the_host():
+    images = np.zeros((4, 8, 8, 1), "float32")
+    labels = np.array([0, 1, 2, 5])
+    # A label >= num_classes used to fail inside the probe's compiled step
+    # ("Graph execution error"); it is caught when the callback gets its data.
+    with pytest.raises(ValueError, match=r"`train_data` must hold class labels in \[0, 3\)"):
+        OnlineLinearProbe((images, labels), (images, labels[:3].repeat(2)[:4]), num_classes=3)
+    with pytest.raises(ValueError, match=r"`test_data` .* Received labels in \[-1, 1\]"):
+        OnlineLinearProbe((images, labels), (images, np.array([0, -1, 1, 1])))
+    with pytest.raises(
+        ValueError, match="`num_classes` must be an int >= 2. Received: num_classes=1"
+    ):
+        OnlineLinearProbe((images, np.zeros(4, "int64")), (images, np.zeros(4, "int64")))
+    with pytest.raises(
+        ValueError, match="`batch_size` must be an int >= 1. Received: batch_size=0"
+    ):
+        OnlineLinearProbe((images, labels), (images, labels), batch_size=0)
+    probe = OnlineLinearProbe((images, labels), (images, labels))
+    assert probe.num_classes == 6  # inferred: the largest label + 1

@@ -6,12 +6,13 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+
+import keras_pid_ssl as kps
 from conftest import make_views
 from conftest import tiny_encoder
 from conftest import tiny_projector
-
-import keras_pid_ssl as kps
+from conftest import view_batch
+from conftest import view_dataset
 
 
 def alpha(progress):
@@ -34,7 +35,7 @@ def _model():
 
 
 def _dataset():
-    return tf.data.Dataset.from_tensor_slices(make_views(n=32, num_views=3)).batch(16)
+    return view_dataset(*make_views(n=32, num_views=3))
 
 
 def test_schedule_values_follow_warmup_transition_and_pid_stage():
@@ -99,7 +100,9 @@ def test_protocol_rejects_models_without_a_pid_loss():
     model.compile(optimizer="adam")
     v1, v2 = make_views(n=16)
     with pytest.raises(ValueError, match="PIDLoss"):
-        model.fit(v1, v2, epochs=1, verbose=0, callbacks=[kps.callbacks.PIDProtocol(epochs=2)])
+        model.fit(
+            view_batch(v1, v2), epochs=1, verbose=0, callbacks=[kps.callbacks.PIDProtocol(epochs=2)]
+        )
 
 
 def test_protocol_rejects_bad_arguments():
@@ -109,3 +112,24 @@ def test_protocol_rejects_bad_arguments():
         kps.callbacks.PIDProtocol(epochs=10, warmup_epochs=-1)
     with pytest.raises(ValueError, match="pid_coefficients"):
         kps.callbacks.PIDProtocol(epochs=10, pid_coefficients={"alpha": 1.0})
+
+
+def test_protocol_that_never_reaches_the_pid_stage_is_refused():
+    with pytest.raises(
+        ValueError, match=r"`warmup_epochs` \+ `transition_epochs` must be less than `epochs`"
+    ) as error:
+        kps.callbacks.PIDProtocol(epochs=10, warmup_epochs=50)
+    assert "warmup_epochs=50, transition_epochs=1, epochs=10" in str(error.value)
+    with pytest.raises(ValueError, match="transition_epochs=3, epochs=5"):
+        kps.callbacks.PIDProtocol(epochs=5, warmup_epochs=2, transition_epochs=3)
+    # One epoch left for the PID stage is enough: the last epoch runs it.
+    protocol = kps.callbacks.PIDProtocol(epochs=6, warmup_epochs=2, transition_epochs=3)
+    assert [protocol.stage(e) for e in range(6)] == ["warmup"] * 2 + ["transition"] * 3 + ["pid"]
+    assert kps.callbacks.PIDProtocol(epochs=1).stage(0) == "pid"  # defaults: round(0.1) = 0
+
+
+def test_protocol_epoch_counts_must_be_ints():
+    with pytest.raises(ValueError, match="`transition_epochs` must be an int >= 0"):
+        kps.callbacks.PIDProtocol(epochs=10, transition_epochs=1.5)
+    with pytest.raises(ValueError, match="`epochs` must be an int >= 1. Received: epochs=True"):
+        kps.callbacks.PIDProtocol(epochs=True)

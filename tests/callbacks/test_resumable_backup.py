@@ -5,10 +5,11 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import make_views
-from conftest import tiny_encoder
 
 import keras_pid_ssl as kps
+from conftest import make_views
+from conftest import tiny_encoder
+from conftest import view_batch
 
 
 def _model(output_dim=8):
@@ -35,8 +36,7 @@ def test_resume_restores_weights_optimizer_and_epoch(tmp_path):
     snapshot = Snapshot()
     model = _model()
     model.fit(
-        v1,
-        v2,
+        view_batch(v1, v2),
         batch_size=16,
         epochs=2,
         verbose=0,
@@ -45,7 +45,9 @@ def test_resume_restores_weights_optimizer_and_epoch(tmp_path):
     iterations = int(np.array(model.optimizer.iterations))
     resumed = _model()
     backup = kps.callbacks.ResumableBackup(tmp_path)
-    history = resumed.fit(v1, v2, batch_size=16, epochs=3, verbose=0, callbacks=[backup])
+    history = resumed.fit(
+        view_batch(v1, v2), batch_size=16, epochs=3, verbose=0, callbacks=[backup]
+    )
     assert backup.resumed_from_epoch == 2 and history.epoch == [2]
     assert int(np.array(resumed.optimizer.iterations)) == iterations + 2
 
@@ -66,21 +68,22 @@ def test_kill_while_writing_keeps_the_previous_backup_loadable(tmp_path):
 
     model.save_weights = dying_save
     with pytest.raises(KeyboardInterrupt):
-        model.fit(v1, v2, batch_size=16, epochs=3, verbose=0, callbacks=[snapshot, backup])
+        model.fit(
+            view_batch(v1, v2), batch_size=16, epochs=3, verbose=0, callbacks=[snapshot, backup]
+        )
     folder, state = backup.latest()
     assert state["epoch"] == 1
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
     restored = _model()
     restored.fit(
-        v1,
-        v2,
+        view_batch(v1, v2),
         batch_size=16,
         epochs=1,
         verbose=0,
         callbacks=[kps.callbacks.ResumableBackup(tmp_path)],
     )
     # Nothing left to train (epoch 1 of 1 done): the weights are epoch 1's.
-    for saved, current in zip(snapshot.weights[1], restored.weights):
+    for saved, current in zip(snapshot.weights[1], restored.weights, strict=True):
         np.testing.assert_array_equal(saved, np.array(current))
 
 
@@ -101,8 +104,7 @@ def test_nan_epoch_is_not_backed_up_and_training_stops(tmp_path):
     backup = kps.callbacks.ResumableBackup(tmp_path)
     with pytest.warns(UserWarning, match="backup of epoch 1 is kept"):
         history = model.fit(
-            v1,
-            v2,
+            view_batch(v1, v2),
             batch_size=16,
             epochs=4,
             verbose=0,
@@ -119,8 +121,7 @@ def test_nan_epoch_is_not_backed_up_and_training_stops(tmp_path):
 def test_backup_of_another_architecture_gives_a_clear_error(tmp_path):
     v1, v2 = make_views(n=32)
     _model(output_dim=8).fit(
-        v1,
-        v2,
+        view_batch(v1, v2),
         batch_size=16,
         epochs=1,
         verbose=0,
@@ -128,8 +129,7 @@ def test_backup_of_another_architecture_gives_a_clear_error(tmp_path):
     )
     with pytest.raises(ValueError, match="another architecture"):
         _model(output_dim=12).fit(
-            v1,
-            v2,
+            view_batch(v1, v2),
             batch_size=16,
             epochs=2,
             verbose=0,
@@ -141,7 +141,7 @@ def test_collapse_monitor_flags_a_collapsed_model():
     v1, v2 = make_views(n=32)
     model = _model()
     monitor = kps.callbacks.CollapseMonitor(v1)
-    model.fit(v1, v2, batch_size=16, epochs=1, verbose=0, callbacks=[monitor])
+    model.fit(view_batch(v1, v2), batch_size=16, epochs=1, verbose=0, callbacks=[monitor])
     kernel = model.projector.output_dense.kernel
     kernel.assign(np.zeros(kernel.shape, "float32"))
     monitor.set_model(model)

@@ -14,12 +14,17 @@ def _images(n=24, size=8, same=False):
 
 
 def _pass(dataset):
-    return [tuple(np.asarray(x) for x in batch) for batch in dataset]
+    # Views in order (view1, view2[, target]), from dict or tuple batches.
+    return [
+        tuple(np.asarray(x) for x in (batch.values() if isinstance(batch, dict) else batch))
+        for batch in dataset
+    ]
 
 
 def _equal(a, b):
     return len(a) == len(b) and all(
-        all(np.array_equal(x, y) for x, y in zip(p, q)) for p, q in zip(a, b)
+        all(np.array_equal(x, y) for x, y in zip(p, q, strict=True))
+        for p, q in zip(a, b, strict=True)
     )
 
 

@@ -170,6 +170,18 @@ def _check_run_arguments(args):
         check_momentum("target_momentum", args["target_momentum"])
     for name in ("pid_warmup_epochs", "pid_transition_epochs"):
         check_int(name, args[name], 0, args["epochs"], allow_none=True)
+    if args["method"] == "pid":
+        # PIDProtocol's defaults; the last epoch at least is in the PID stage.
+        warm, trans = (
+            round(0.1 * args["epochs"]) if args[name] is None else args[name]
+            for name in ("pid_warmup_epochs", "pid_transition_epochs")
+        )
+        if warm + trans >= args["epochs"]:
+            raise ValueError(
+                "`pid_warmup_epochs` + `pid_transition_epochs` must be less than `epochs` "
+                f"(the PID stage needs an epoch). Received: {warm} + {trans}, "
+                f"epochs={args['epochs']}"
+            )
     check_choice(
         "mixed_precision", args["mixed_precision"], (None, "mixed_float16", "mixed_bfloat16")
     )

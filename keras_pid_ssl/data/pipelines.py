@@ -7,7 +7,6 @@ gathered a batch at a time and augmented as a batch (each image with its own
 random parameters), which is far faster in `tf.data` than image by image.
 """
 
-import numbers
 
 import keras
 import numpy as np
@@ -22,6 +21,8 @@ from keras_pid_ssl.augment.views import build_view
 from keras_pid_ssl.augment.views import check_tf_data_safe
 from keras_pid_ssl.data import keyed_random
 from keras_pid_ssl.data.images import check_uint8_images
+from keras_pid_ssl.utils.validation import check_image_size
+from keras_pid_ssl.utils.validation import check_int
 
 VIEWS = ("two", "pid")
 
@@ -33,15 +34,7 @@ def _tf():
 
 
 def _check_batch_size(batch_size, minimum):
-    if (
-        not isinstance(batch_size, numbers.Integral)
-        or isinstance(batch_size, bool)
-        or batch_size < minimum
-    ):
-        why = " (SSL losses use batch statistics)" if minimum == 2 else ""
-        raise ValueError(
-            f"`batch_size` must be an int >= {minimum}{why}. Received: batch_size={batch_size!r}"
-        )
+    check_int("batch_size", batch_size, minimum)
     return int(batch_size)
 
 
@@ -384,8 +377,7 @@ def labeled_dataset(
                 "`labels` holds negative values (-1 marks unlabeled images, e.g. STL-10 "
                 "'unlabeled'): a labelled dataset needs class indices >= 0."
             )
-    size = tuple(shape[:2]) if image_size is None else image_size
-    size = (size, size) if isinstance(size, numbers.Integral) else tuple(size)
+    size = tuple(shape[:2]) if image_size is None else check_image_size("image_size", image_size)
     layer = _labeled_augment(augment, size, seed)
     if layer is not None:
         check_tf_data_safe(layer)

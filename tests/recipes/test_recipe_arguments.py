@@ -27,6 +27,11 @@ BAD = [
     (dict(w_syn=-1.0), "`w_syn` must be a finite non-negative number. Received: w_syn=-1.0"),
     (dict(pid_warmup_epochs=-1), "`pid_warmup_epochs` must be an int in \\[0, 2\\]"),
     (dict(pid_transition_epochs=3), "`pid_transition_epochs` must be an int in \\[0, 2\\]"),
+    (
+        dict(pid_warmup_epochs=1, pid_transition_epochs=1),
+        "`pid_warmup_epochs` \\+ `pid_transition_epochs` must be less than `epochs`.*1 \\+ 1, "
+        "epochs=2",
+    ),
     (dict(mixed_precision="fp8"), "`mixed_precision` must be one of"),
     (dict(seed="a"), "`seed` must be an int >= 0. Received: seed='a'"),
     (dict(train_subset=0), "`train_subset` must be an int >= 16. Received: train_subset=0"),

@@ -141,10 +141,10 @@ def build_model(
 
 
 def random_views(method, batch, image_shape, seed=0):
-    """Fixed float32 views in [0, 1]: two, or three for PID (target view)."""
+    """A fixed batch of float32 views in [0, 1]: two, plus the target view for PID."""
     rng = np.random.default_rng(seed)
-    count = 3 if method.startswith("pid") else 2
-    return [rng.uniform(size=(batch, *image_shape)).astype("float32") for _ in range(count)]
+    keys = ("view1", "view2", "target") if method.startswith("pid") else ("view1", "view2")
+    return {key: rng.uniform(size=(batch, *image_shape)).astype("float32") for key in keys}
 
 
 def time_train_steps(model, views, steps, warmup):
@@ -152,7 +152,7 @@ def time_train_steps(model, views, steps, warmup):
     times = []
     for _ in range(warmup + steps):
         start = time.perf_counter()
-        logs = model.train_on_batch(*views, return_dict=True)
+        logs = model.train_on_batch(views, return_dict=True)
         times.append(time.perf_counter() - start)
     if not np.isfinite(float(logs["loss"])):
         raise FloatingPointError(f"non-finite loss after the timed steps: {logs['loss']}")

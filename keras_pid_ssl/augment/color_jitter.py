@@ -50,7 +50,7 @@ class ColorJitter(AugmentationLayer):
     Example:
 
     >>> jitter = ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
-    >>> jitter(np.random.rand(8, 32, 32, 3).astype("float32")).shape
+    >>> tuple(jitter(np.random.rand(8, 32, 32, 3).astype("float32")).shape)
     (8, 32, 32, 3)
     """
 

@@ -32,7 +32,7 @@ class GaussianBlur(AugmentationLayer):
     Example:
 
     >>> blur = GaussianBlur(kernel_size=5, sigma=(0.1, 2.0))
-    >>> blur(np.random.rand(4, 32, 32, 3).astype("float32")).shape
+    >>> tuple(blur(np.random.rand(4, 32, 32, 3).astype("float32")).shape)
     (4, 32, 32, 3)
     """
 

@@ -98,7 +98,7 @@ def view_pipeline(name, view=1, image_size=None, crop_scale=(0.08, 1.0), seed=No
     Example:
 
     >>> pipeline = view_pipeline("cifar", view=2)
-    >>> pipeline(np.random.rand(4, 32, 32, 3).astype("float32")).shape
+    >>> tuple(pipeline(np.random.rand(4, 32, 32, 3).astype("float32")).shape)
     (4, 32, 32, 3)
     """
     _check_preset(name)
@@ -142,7 +142,7 @@ def target_pipeline(kind="clean", image_size=32, seed=None):
     Example:
 
     >>> target = target_pipeline("clean", image_size=32)
-    >>> target(np.random.rand(4, 28, 28, 1).astype("float32")).shape
+    >>> tuple(target(np.random.rand(4, 28, 28, 1).astype("float32")).shape)
     (4, 32, 32, 1)
     """
     check_choice("kind", kind, TARGET_VIEWS)
@@ -171,7 +171,7 @@ def preset(name, image_size=None, target="clean", crop_scale=(0.08, 1.0), seed=N
     Example:
 
     >>> views = preset("cifar")
-    >>> [v.shape for v in views(np.random.rand(4, 32, 32, 3).astype("float32"))]
+    >>> [tuple(v.shape) for v in views(np.random.rand(4, 32, 32, 3).astype("float32"))]
     [(4, 32, 32, 3), (4, 32, 32, 3), (4, 32, 32, 3)]
     """
     _check_preset(name)

@@ -33,7 +33,7 @@ class RandomApply(AugmentationLayer):
     Example:
 
     >>> jitter = RandomApply(kps.augment.ColorJitter(0.4, 0.4, 0.2, 0.1), rate=0.8)
-    >>> jitter(np.random.rand(8, 32, 32, 3).astype("float32")).shape
+    >>> tuple(jitter(np.random.rand(8, 32, 32, 3).astype("float32")).shape)
     (8, 32, 32, 3)
     """
 

@@ -54,7 +54,7 @@ class RandomResizedCrop(AugmentationLayer):
     Example:
 
     >>> crop = RandomResizedCrop(32, scale=(0.08, 1.0))
-    >>> crop(np.random.rand(8, 48, 40, 3).astype("float32")).shape
+    >>> tuple(crop(np.random.rand(8, 48, 40, 3).astype("float32")).shape)
     (8, 32, 32, 3)
     """
 

@@ -1,4 +1,4 @@
-"""The PID training protocol: warm-up, transition, PID stage (SPEC section 4)."""
+"""The PID training protocol: warm-up, transition, PID stage (docs/spec.md, section 4)."""
 
 import math
 

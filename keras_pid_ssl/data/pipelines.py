@@ -7,7 +7,6 @@ gathered a batch at a time and augmented as a batch (each image with its own
 random parameters), which is far faster in `tf.data` than image by image.
 """
 
-
 import keras
 import numpy as np
 

@@ -21,7 +21,7 @@ class LinearClassifier(keras.layers.Layer):
     Example:
 
     >>> head = LinearClassifier(num_classes=10)
-    >>> head(np.zeros((4, 32), "float32")).shape
+    >>> tuple(head(np.zeros((4, 32), "float32")).shape)
     (4, 10)
     """
 

@@ -26,7 +26,7 @@ class Projector(keras.layers.Layer):
     Example:
 
     >>> projector = Projector(hidden_dims=(64,), output_dim=32)
-    >>> projector(np.zeros((4, 16), "float32")).shape
+    >>> tuple(projector(np.zeros((4, 16), "float32")).shape)
     (4, 32)
     """
 

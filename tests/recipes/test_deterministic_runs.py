@@ -19,7 +19,8 @@ import sys
 import keras
 import keras_pid_ssl as kps
 
-output_dir, data_dir, seed, kill_epoch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+output_dir, data_dir = sys.argv[1], sys.argv[2]
+seed, kill_epoch = int(sys.argv[3]), int(sys.argv[4])
 
 
 class Kill(keras.callbacks.Callback):

@@ -23,7 +23,7 @@ the joint bound is loose and synergy is underestimated.
 import keras
 from keras import ops
 
-from keras_pid_ssl.information.gaussian_pid import _mmi_atoms
+from keras_pid_ssl.information.gaussian_pid import mmi_atoms
 from keras_pid_ssl.utils.validation import check_positive
 
 
@@ -34,10 +34,31 @@ def label_entropy(labels, num_classes):
     return -ops.sum(histogram * ops.log(ops.maximum(histogram, 1e-12)))
 
 
-def _cross_entropy(labels, logits):
+def cross_entropy(labels, logits):
+    """Mean cross-entropy (nats) of integer `labels` under the softmax of `logits`.
+
+    `E[-log q(T | Z)]`, the quantity whose difference from H(T) bounds I(T; Z)
+    from below; also the loss that trains the heads. Computed in float32.
+
+    Args:
+        labels: int tensor `(batch_size,)` in `[0, num_classes)`.
+        logits: `(batch_size, num_classes)` unnormalised log-probabilities.
+
+    Example:
+
+    >>> uniform = np.zeros((4, 2), "float32")   # q = 1/2 for both classes
+    >>> round(float(cross_entropy(np.array([0, 1, 1, 0]), uniform)), 4)  # ln 2
+    0.6931
+    """
     return ops.mean(
-        ops.sparse_categorical_crossentropy(labels, ops.cast(logits, "float32"), from_logits=True)
+        ops.sparse_categorical_crossentropy(
+            ops.cast(labels, "int32"), ops.cast(logits, "float32"), from_logits=True
+        )
     )
+
+
+# Former private name, kept while callers move to `cross_entropy`.
+_cross_entropy = cross_entropy
 
 
 def classifier_pid(labels, logits1, logits2, logits12, entropy=None):
@@ -72,11 +93,11 @@ def classifier_pid(labels, logits1, logits2, logits12, entropy=None):
     if entropy is None:
         entropy = label_entropy(labels, num_classes)
     entropy = ops.cast(entropy, "float32")
-    ce1, ce2, ce12 = (_cross_entropy(labels, x) for x in (logits1, logits2, logits12))
+    ce1, ce2, ce12 = (cross_entropy(labels, x) for x in (logits1, logits2, logits12))
     i1 = ops.maximum(entropy - ce1, 0.0)
     i2 = ops.maximum(entropy - ce2, 0.0)
     i12 = ops.maximum(entropy - ce12, ops.maximum(i1, i2))
-    out = _mmi_atoms(i1, i2, i12)
+    out = mmi_atoms(i1, i2, i12)
     out.update(head_ce1=ce1, head_ce2=ce2, head_ce12=ce12, label_entropy=entropy)
     return out
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import keras_pid_ssl as kps
-from keras_pid_ssl.information import ATOM_NAMES
 from keras_pid_ssl.information import ClassifierPIDHeads
 from keras_pid_ssl.information import classifier_pid
+from keras_pid_ssl.information import cross_entropy
+from keras_pid_ssl.information import label_entropy
 from keras_pid_ssl.utils.autodiff import gradient
 
 LN2 = math.log(2.0)
@@ -28,12 +29,40 @@ def _numpy_entropy(labels, num_classes):
     return -(p * np.log(p)).sum()
 
 
-def test_atoms_are_the_tightest_cross_entropy_bounds():
+def _numpy_atoms(i1, i2, i12):
+    return dict(
+        i1=i1,
+        i2=i2,
+        i12=i12,
+        redundancy=min(i1, i2),
+        unique1=i1 - min(i1, i2),
+        unique2=i2 - min(i1, i2),
+        synergy=i12 - max(i1, i2),
+    )
+
+
+def _informative_logits(rng, labels, num_classes, boosts, scales):
+    """Random logits, each head nudged towards the true label by its boost."""
+    logits = []
+    for boost, scale in zip(boosts, scales, strict=True):
+        x = rng.normal(scale=scale, size=(len(labels), num_classes)).astype("float32")
+        x[np.arange(len(labels)), labels] += boost
+        logits.append(x)
+    return logits
+
+
+@pytest.mark.parametrize(
+    "boosts",
+    [
+        (3.0, 1.0, 5.0),  # I1 > I2 > 0, the joint head best: synergy > 0
+        (1.0, 3.0, 2.0),  # I2 > I1, the joint head worse than q2: I12 = I2
+        (3.0, -2.0, 0.0),  # q2 worse than the prior: I2 clamped to 0
+    ],
+)
+def test_atoms_are_the_tightest_cross_entropy_bounds(boosts):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 5, size=64)
-    logits = [rng.normal(scale=s, size=(64, 5)).astype("float32") for s in (1.0, 0.5, 2.0)]
-    # Make q1 informative so that some bounds are positive.
-    logits[0][np.arange(64), labels] += 3.0
+    logits = _informative_logits(rng, labels, 5, boosts, (1.0, 0.5, 2.0))
     atoms = {k: float(v) for k, v in classifier_pid(labels, *logits).items()}
     h = _numpy_entropy(labels, 5)
     ce = [_numpy_cross_entropy(labels, x) for x in logits]
@@ -43,11 +72,27 @@ def test_atoms_are_the_tightest_cross_entropy_bounds():
     np.testing.assert_allclose(
         [atoms["head_ce1"], atoms["head_ce2"], atoms["head_ce12"]], ce, rtol=1e-5
     )
-    np.testing.assert_allclose([atoms["i1"], atoms["i2"], atoms["i12"]], [i1, i2, i12], atol=1e-5)
-    assert atoms["i1"] > 0.1
-    parts = sum(atoms[k] for k in ("redundancy", "unique1", "unique2", "synergy"))
-    np.testing.assert_allclose(parts, atoms["i12"], atol=1e-5)
-    assert min(atoms[k] for k in ATOM_NAMES) >= 0.0
+    for name, value in _numpy_atoms(i1, i2, i12).items():
+        np.testing.assert_allclose(atoms[name], value, rtol=1e-5, atol=1e-5, err_msg=name)
+    # The cases above reach each branch: unequal informations, both clamps.
+    assert abs(i1 - i2) > 0.1
+
+
+def test_cross_entropy_matches_numpy():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, size=32)
+    logits = rng.normal(scale=3.0, size=(32, 4)).astype("float32")
+    np.testing.assert_allclose(
+        float(cross_entropy(labels, logits)), _numpy_cross_entropy(labels, logits), rtol=1e-5
+    )
+
+
+def test_label_entropy_matches_numpy():
+    labels = np.array([0, 0, 0, 1, 2, 2, 0, 1])
+    np.testing.assert_allclose(
+        float(label_entropy(labels, 4)), _numpy_entropy(labels, 4), rtol=1e-6
+    )
+    np.testing.assert_allclose(float(label_entropy(np.zeros(6, "int32"), 3)), 0.0, atol=1e-7)
 
 
 def test_given_entropy_replaces_the_batch_histogram():
@@ -113,7 +158,7 @@ def test_frozen_heads_give_the_same_logits_and_input_gradients():
     heads = ClassifierPIDHeads(3, joint_hidden_dims=(5,))
     live = [keras.ops.convert_to_numpy(x) for x in heads(z1, z2)]
     frozen = [keras.ops.convert_to_numpy(x) for x in heads(z1, z2, frozen=True)]
-    for a, b in zip(live, frozen):
+    for a, b in zip(live, frozen, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     # d sum(logits1) / d z1 = row sums of the kernel, for every sample.
     grad = gradient(lambda z: keras.ops.sum(heads(z, z2, frozen=True)[0]), z1)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI checks (.ci/run calls this after installing the project with
-# `pip install -e ".[dev,torch]"`), in order:
+# `pip install -e ".[dev]"`), in order:
 #   1. lint: `ruff check .` and `ruff format --check .`;
 #   2. the docstring examples, once: `python -m pytest --doctest-modules
 #      keras_pid_ssl` on TensorFlow (the examples print backend-independent

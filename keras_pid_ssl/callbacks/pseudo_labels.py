@@ -8,13 +8,12 @@ import keras
 import numpy as np
 
 from keras_pid_ssl.losses.pseudo_label_pid import PseudoLabelPIDLoss
+from keras_pid_ssl.utils.optional import import_tensorflow
 from keras_pid_ssl.utils.validation import check_int
 
 
 def _tf():
-    import tensorflow as tf
-
-    return tf
+    return import_tensorflow("PseudoLabelRefresh (labels for tf.data)", for_data=True)
 
 
 def _check_images(images):

@@ -20,11 +20,11 @@ import random
 
 import keras
 
+from keras_pid_ssl.utils.optional import import_tensorflow
+
 
 def _tf():
-    import tensorflow as tf
-
-    return tf
+    return import_tensorflow("kps.data's tf.data pipelines", for_data=True)
 
 
 def epoch_variable():

@@ -20,6 +20,7 @@ from keras_pid_ssl.augment.views import build_view
 from keras_pid_ssl.augment.views import check_tf_data_safe
 from keras_pid_ssl.data import keyed_random
 from keras_pid_ssl.data.images import check_uint8_images
+from keras_pid_ssl.utils.optional import import_tensorflow
 from keras_pid_ssl.utils.validation import check_image_size
 from keras_pid_ssl.utils.validation import check_int
 
@@ -27,9 +28,7 @@ VIEWS = ("two", "pid")
 
 
 def _tf():
-    import tensorflow as tf
-
-    return tf
+    return import_tensorflow("kps.data's tf.data pipelines", for_data=True)
 
 
 def _check_batch_size(batch_size, minimum):

@@ -57,10 +57,6 @@ def cross_entropy(labels, logits):
     )
 
 
-# Former private name, kept while callers move to `cross_entropy`.
-_cross_entropy = cross_entropy
-
-
 def classifier_pid(labels, logits1, logits2, logits12, entropy=None):
     """Head-based PID atoms of I(T; Z1, Z2) for a discrete target T, in nats.
 

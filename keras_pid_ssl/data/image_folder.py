@@ -1,10 +1,14 @@
 """A folder of images: class sub-folders (labelled) or a flat folder (unlabeled)."""
 
+import json
 import os
 
 import numpy as np
 
 from keras_pid_ssl.utils.validation import check_image_size
+
+# The class map saved with a run: class names indexed by label, a JSON list.
+CLASS_NAMES_FILE = "class_names.json"
 
 # PIL modes holding 8-bit samples, converted to grey ("L") or "RGB".
 _GREY_MODES = ("1", "L", "LA", "La")
@@ -48,10 +52,17 @@ def _resize(array, image_size):
     return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
 
 
-def _scan(root):
+def _class_dirs(root):
+    """The sorted class sub-folders of `root` (`[]` for a flat folder)."""
+    return [e for e in _entries(root) if os.path.isdir(os.path.join(root, e))]
+
+
+def _scan(root, names=None, names_from=None):
     """Returns `(files, labels, class_names)` of a folder, or raises naming the
     offending folder: a mix of files and sub-folders, an empty folder, an
-    empty class folder, or a class folder with sub-folders."""
+    empty class folder, a class folder with sub-folders, or a class folder
+    missing from the class map `names` (labels are indices into `names`;
+    `names_from` says where the map comes from)."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Image folder {root} does not exist or is not a folder.")
     entries = _entries(root)
@@ -70,8 +81,21 @@ def _scan(root):
         )
     if files:
         return [os.path.join(root, f) for f in files], [-1] * len(files), ()
+    names = tuple(dirs) if names is None else tuple(names)
+    index = {name: label for label, name in enumerate(names)}
+    unknown = [name for name in dirs if name not in index]
+    if unknown:
+        saved = names_from is not None and os.path.isfile(names_from)
+        rebuild = f" (delete {names_from} to rebuild it)" if saved else ""
+        raise ValueError(
+            f"Image folder {root} has class {unknown[0]!r} (folder "
+            f"{os.path.join(root, unknown[0])}), which is not in the class map of "
+            f"{names_from}: {list(names)}. A label must mean the same class in every "
+            "split, so a split may only hold classes of the map: remove or rename that "
+            f"folder, or add the class to the training split and build a new map{rebuild}."
+        )
     paths, labels = [], []
-    for label, name in enumerate(dirs):
+    for name in dirs:
         class_dir = os.path.join(root, name)
         class_entries = _entries(class_dir)
         nested = [e for e in class_entries if os.path.isdir(os.path.join(class_dir, e))]
@@ -86,17 +110,98 @@ def _scan(root):
                 "(an empty class would shift every label after it)."
             )
         paths += [os.path.join(class_dir, e) for e in class_entries]
-        labels += [label] * len(class_entries)
-    return paths, labels, tuple(dirs)
+        labels += [index[name]] * len(class_entries)
+    return paths, labels, names
+
+
+def _check_names(names, source):
+    """Checks a class map: a non-empty list of distinct, non-empty strings."""
+    if (
+        isinstance(names, (str, bytes))
+        or not isinstance(names, (list, tuple))
+        or not names
+        or not all(isinstance(name, str) and name for name in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ValueError(
+            f"{source} must be a non-empty list of distinct class names (folder "
+            "names), indexed by label, e.g. ['cat', 'dog'], or the path of a "
+            f"{CLASS_NAMES_FILE} file. Received: {names!r}"
+        )
+    return tuple(names)
+
+
+def read_class_names(path):
+    """The class map saved by `write_class_names`: a tuple of names, indexed by label.
+
+    Raises a `ValueError` naming `path` if the file is not a JSON list of
+    distinct class names.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path) as f:
+            names = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"Class map {path} is not valid JSON ({error}). It should hold a list of class "
+            "names indexed by label, as written by a previous run: restore it, or delete "
+            "it to build the map again from the training split."
+        ) from error
+    return _check_names(names, f"Class map {path}")
+
+
+def write_class_names(path, names):
+    """Saves a class map (class names indexed by label) as a JSON list, atomically."""
+    path = os.fspath(path)
+    names = _check_names(names, "`class_names`")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w") as f:
+        json.dump(list(names), f, indent=1)
+    os.replace(temporary, path)
+    return path
+
+
+def resolve_class_names(folder, split=None, class_names=None):
+    """The class map of a split and where it comes from: `(names, source)`.
+
+    `class_names` (a list of names or the path of a `class_names.json`)
+    wins. Otherwise a split other than `"train"` takes the map of its
+    sibling `folder/train` when that exists, so a test split lacking a class
+    keeps the training labels; else the split's own sorted sub-folders
+    (`names=None`, `()` for a flat folder).
+    """
+    folder = os.fspath(folder)
+    if isinstance(class_names, (str, os.PathLike)):
+        return read_class_names(class_names), f"{os.fspath(class_names)}"
+    if class_names is not None:
+        return _check_names(class_names, "`class_names`"), "`class_names`"
+    train = os.path.join(folder, "train")
+    if split is not None and split != "train" and os.path.isdir(train):
+        return tuple(_class_dirs(train)), f"the training split {train}"
+    return None, None
 
 
 def class_names(folder, split=None):
-    """The class names (sorted sub-folder names) of an image folder; `()` if flat."""
+    """The class names of an image folder's split, indexed by label; `()` if flat.
+
+    A split other than `"train"` shares the labels of `folder/train` when
+    that exists (see `load_image_folder`).
+    """
+    names, source = resolve_class_names(folder, split)
     root = folder if split is None else os.path.join(folder, split)
-    return _scan(root)[2]
+    return _scan(root, names, source)[2]
 
 
-def load_image_folder(folder, split=None, image_size=None, channels=None, resize_method="resize"):
+def load_image_folder(
+    folder,
+    split=None,
+    image_size=None,
+    channels=None,
+    resize_method="resize",
+    class_names=None,
+):
     """Loads every image of a folder as uint8 `(n, height, width, channels)`.
 
     Layouts: `folder/<class>/<image>` gives labels `0..num_classes-1` in sorted
@@ -104,6 +209,12 @@ def load_image_folder(folder, split=None, image_size=None, channels=None, resize
     is skipped except hidden files: an undecodable file, an empty class folder,
     a mixed or nested layout, or (without `image_size`) images of different
     sizes raise an error that names the file or folder.
+
+    Labels are stable across splits: the class map (class names indexed by
+    label) is `class_names` when given, else, for a split other than
+    `"train"`, that of the sibling `folder/train` when it exists. A split
+    lacking some classes of the map keeps the map's labels; a class folder
+    missing from the map is an error naming it.
 
     Args:
         folder: the folder.
@@ -113,6 +224,8 @@ def load_image_folder(folder, split=None, image_size=None, channels=None, resize
         channels: 1 or 3; `None`: 1 if every image is grey, else 3.
         resize_method: `"resize"` (each image resized to `image_size`) or
             `"pad"` (images must share a size, then zero-padded).
+        class_names: the class map: a list of class names indexed by label,
+            or the path of a `class_names.json` (see `write_class_names`).
 
     Returns:
         `(images, labels)`: uint8 and int64 NumPy arrays.
@@ -120,9 +233,15 @@ def load_image_folder(folder, split=None, image_size=None, channels=None, resize
     from keras_pid_ssl.data.images import convert_channels
     from keras_pid_ssl.data.images import pad_images
 
+    names, names_from = resolve_class_names(folder, split, class_names)
     root = os.fspath(folder) if split is None else os.path.join(os.fspath(folder), split)
-    paths, labels, _ = _scan(root)
+    paths, labels, _ = _scan(root, names, names_from)
     target = None if image_size is None else check_image_size("image_size", image_size)
+    fix = (
+        "Pass resize_method='resize' to resize every image to image_size."
+        if resize_method == "pad"
+        else "Pass image_size=(height, width) to resize every image to one size."
+    )
     arrays, grey = [], True
     for path in paths:
         array, image_channels = _decode(path)
@@ -132,8 +251,7 @@ def load_image_folder(folder, split=None, image_size=None, channels=None, resize
         elif arrays and array.shape[:2] != arrays[0].shape[:2]:
             raise ValueError(
                 f"Image {path} is {array.shape[1]}x{array.shape[0]} (width x height) "
-                f"but {paths[0]} is {arrays[0].shape[1]}x{arrays[0].shape[0]}. Pass "
-                "image_size=(height, width) to resize every image to one size."
+                f"but {paths[0]} is {arrays[0].shape[1]}x{arrays[0].shape[0]}. {fix}"
             )
         arrays.append(array)
     out_channels = channels if channels is not None else (1 if grey else 3)

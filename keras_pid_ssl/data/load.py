@@ -10,11 +10,16 @@ from keras_pid_ssl.utils.validation import check_image_size
 DATASETS = ("cifar10", "cifar100", "stl10", "fashion_mnist", "image_folder")
 
 
-def _check_args(name, resize_method, channels):
+def _check_args(name, resize_method, channels, class_names=None):
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Available: {', '.join(DATASETS)}.")
     check_choice("resize_method", resize_method, (None, "pad", "resize"))
     check_choice("channels", channels, (None, 1, 3))
+    if class_names is not None and name != "image_folder":
+        raise ValueError(
+            f"`class_names` sets the labels of an image folder; {name!r} has fixed labels. "
+            f"Received: class_names={class_names!r} with name={name!r}. Leave it unset."
+        )
 
 
 def _prepare_dataset(dataset, image_size, channels, method):
@@ -56,6 +61,7 @@ def load(
     image_size=None,
     channels=None,
     resize_method=None,
+    class_names=None,
 ):
     """Loads a dataset split as uint8 images `(n, height, width, channels)` and int64 labels.
 
@@ -78,6 +84,11 @@ def load(
     `unlabeled` split (100,000 96x96 images) takes 2.8 GB as an array; pass
     `as_dataset=True` to stream it from the tfds files instead.
 
+    An image folder's labels are stable across splits: a split other than
+    `"train"` takes the class map of `data_dir/train` when that exists (or
+    `class_names` when given), so a test split lacking a class keeps the
+    training labels, and a class unknown to the map is an error.
+
     Args:
         name: one of `cifar10`, `cifar100`, `stl10`, `fashion_mnist`, `image_folder`.
         split: the split (see the table; `None` for a whole image folder).
@@ -93,6 +104,8 @@ def load(
         resize_method: `"pad"` (zero padding) or `"resize"` (bilinear); default
             `"pad"` for `fashion_mnist` (28 -> 32 as CIFAR-style models expect)
             and `"resize"` otherwise.
+        class_names: `image_folder` only: the class map, class names indexed
+            by label (a list, or the path of a saved `class_names.json`).
 
     Returns:
         `(images, labels)` NumPy arrays, or a `tf.data.Dataset` with `as_dataset=True`.
@@ -104,13 +117,18 @@ def load(
     images, labels = kps.data.load("cifar10", "train")  # needs cifar-10-binary.tar.gz
     ```
     """
-    _check_args(name, resize_method, channels)
+    _check_args(name, resize_method, channels, class_names)
     method = resize_method or ("pad" if name == "fashion_mnist" else "resize")
     if name == "image_folder":
         if data_dir is None:
             raise ValueError("`image_folder` needs data_dir=<the folder of images>.")
         images, labels = image_folder_lib.load_image_folder(
-            data_dir, split, image_size=image_size, channels=channels, resize_method=method
+            data_dir,
+            split,
+            image_size=image_size,
+            channels=channels,
+            resize_method=method,
+            class_names=class_names,
         )
     elif name == "fashion_mnist":
         images, labels = fashion_mnist_lib.load_fashion_mnist(split, data_dir)
@@ -144,7 +162,9 @@ def class_names(name, data_dir=None, split=None):
         split: for `image_folder`, the sub-folder.
 
     Returns:
-        A tuple of strings (`()` for a flat image folder).
+        A tuple of strings (`()` for a flat image folder). An image folder's
+        split other than `"train"` has the names of `data_dir/train` when
+        that exists, as its labels do.
 
     Example:
 

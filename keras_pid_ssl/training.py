@@ -14,11 +14,16 @@ is usable from Python too. It writes into `output_dir`:
     summary.json       configuration, versions, final metrics, wall time
 """
 
+import contextlib
+import csv
+import io
 import json
 import math
 import os
 import platform
+import socket
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -195,6 +200,201 @@ def _check_run_arguments(args):
     check_int("monitor_projection_dim", args["monitor_projection_dim"], 1)
 
 
+# Records: lock, stored configuration, history ----------------------------------
+
+# Arguments that may change between the calls of one run: where things are
+# and how much is printed or exported.
+RESUME_FREE_ARGUMENTS = ("output_dir", "data_dir", "verbose", "export", "allow_config_change")
+
+
+def write_atomically(path, text):
+    """Writes `text` to `path` through a synced temporary file and `os.replace`."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """A lock file, `<output_dir>/.lock`, holding the PID and host of its owner.
+
+    `acquire()` raises a `RuntimeError` naming the folder and the other PID
+    while that process lives; a lock left by a dead process on this host is
+    taken over with a warning. `release()` removes the file.
+    """
+
+    def __init__(self, output_dir):
+        self.output_dir = os.fspath(output_dir)
+        self.path = os.path.join(self.output_dir, ".lock")
+        self.owner = {"pid": os.getpid(), "host": socket.gethostname()}
+
+    def _create(self):
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(self.owner))
+        return True
+
+    def acquire(self):
+        for _ in range(3):
+            if self._create():
+                return self
+            try:
+                with open(self.path) as f:
+                    other = json.loads(f.read() or "{}")
+            except FileNotFoundError:
+                continue  # released meanwhile
+            except (OSError, ValueError):
+                other = {}
+            pid, host = other.get("pid"), other.get("host")
+            if isinstance(pid, int) and (host != self.owner["host"] or _pid_alive(pid)):
+                raise RuntimeError(
+                    f"The output folder {self.output_dir} is in use by process {pid} on host "
+                    f"{host} (lock file {self.path}). Two runs on one folder would mix their "
+                    "records: wait for it to end, stop it, or use another `output_dir`. If "
+                    "that process no longer exists, delete the lock file."
+                )
+            warnings.warn(
+                f"Taking over the stale lock {self.path} of process {pid}, which no longer "
+                "exists (a killed run); resuming in this folder.",
+                stacklevel=3,
+            )
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path)
+        raise RuntimeError(f"Could not take the lock {self.path}; another process keeps taking it.")
+
+    def release(self):
+        try:
+            with open(self.path) as f:
+                mine = json.loads(f.read() or "{}") == self.owner
+        except (OSError, ValueError):
+            return
+        if mine:
+            os.remove(self.path)
+
+
+def _normalised(config):
+    return json.loads(json.dumps(config, default=str))
+
+
+def check_stored_config(output_dir, config, allow_config_change=False):
+    """Stores `config` in `run_config.json`, or checks it against the stored one.
+
+    Differences (arguments outside `RESUME_FREE_ARGUMENTS`, present in both)
+    raise a `ValueError` naming each, unless `allow_config_change`, which
+    warns and stores the new configuration.
+    """
+    path = os.path.join(output_dir, "run_config.json")
+    config = _normalised(config)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                stored = json.load(f)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"{path} is unreadable ({error}): the configuration of the run in "
+                f"{output_dir} is unknown. Restore it, or delete it to store this one."
+            ) from error
+        differences = [
+            f"{key}: stored {stored[key]!r}, now {config[key]!r}"
+            for key in sorted(set(stored) & set(config))
+            if key not in RESUME_FREE_ARGUMENTS and stored[key] != config[key]
+        ]
+        if not differences:
+            return
+        listed = "; ".join(differences)
+        if not allow_config_change:
+            raise ValueError(
+                f"The run in {output_dir} was started with another configuration ({listed}). "
+                "Resuming it with these settings would mix two runs. Use the stored settings, "
+                "a new `output_dir`, or `allow_config_change=True` to resume anyway."
+            )
+        warnings.warn(
+            f"Resuming the run in {output_dir} with a changed configuration ({listed}), "
+            "as `allow_config_change=True` asks.",
+            stacklevel=3,
+        )
+    write_atomically(path, json.dumps(config, indent=2))
+
+
+def finished_summary(output_dir, epochs):
+    """The stored summary when the run in `output_dir` has done its `epochs`, else None."""
+    path = os.path.join(output_dir, "summary.json")
+    try:
+        with open(path) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    done = summary.get("epochs_completed") if isinstance(summary, dict) else None
+    return summary if isinstance(done, int) and done >= epochs else None
+
+
+def read_history(path):
+    """The rows (dicts of strings) of a `CSVLogger` file; [] if there is none."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def trim_history(path, epochs_done):
+    """Keeps the rows of epochs `0 .. epochs_done - 1` of a `CSVLogger` file.
+
+    Each epoch is kept once (its last row). The file is rewritten
+    atomically, and only if something changes. Returns the kept rows.
+    """
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    if not lines:
+        return []
+    header, rows = lines[0], lines[1:]
+    column = header.index("epoch")
+    by_epoch = {}
+    for row in rows:
+        # A row cut by a kill has fewer fields (or a cut epoch number): dropped.
+        if len(row) == len(header) and row[column].isdigit() and int(row[column]) < epochs_done:
+            by_epoch[int(row[column])] = row
+    kept = [by_epoch[e] for e in sorted(by_epoch)]
+    if kept != rows:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([header, *kept])
+        write_atomically(path, out.getvalue())
+    return [dict(zip(header, row, strict=True)) for row in kept]
+
+
+def _float(text):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def probe_history_from_rows(rows, metric_names):
+    """`OnlineLinearProbe.history` rebuilt from `history.csv` rows (evaluated epochs)."""
+    history = []
+    for row in rows:
+        values = {name: _float(row.get(name, "nan")) for name in metric_names}
+        if all(isinstance(v, float) and math.isfinite(v) for v in values.values()):
+            history.append(dict(epoch=int(row["epoch"]) + 1, **values))
+    return history
+
+
 def make_deterministic():
     """Makes training ops deterministic, as far as each backend allows.
 
@@ -256,6 +456,7 @@ def pretrain(
     export=True,
     extra_callbacks=(),
     verbose=1,
+    allow_config_change=False,
 ):
     """Pretrains a backbone with `method` and exports it. Returns the summary dict.
 
@@ -266,6 +467,18 @@ def pretrain(
     `output_dir` resumes from its last complete epoch, with the same data
     order and augmentation as an uninterrupted run. With `deterministic=True`
     (see `make_deterministic`) the same `seed` gives the same run.
+
+    The run's records are complete: `history.csv`, `pid_monitor.csv` and
+    the probe history hold every finished epoch exactly once, whatever the
+    moment of a kill (rows of an epoch the latest backup does not hold are
+    dropped on resume and written again when the epoch reruns). A lock file
+    (`output_dir/.lock`) refuses a second process on the same folder (a
+    lock left by a dead process is taken over with a warning).
+    `run_config.json` stores the configuration: a resume with another one
+    (seed, method, data, architecture, ...) is refused, naming the
+    differences, unless `allow_config_change=True`. Rerunning a finished
+    run warns "already finished" and returns the stored summary, leaving
+    every file as it was.
 
     Example:
 
@@ -294,170 +507,203 @@ def pretrain(
     scope = distribute_lib.strategy_scope(strategy)
     output_dir = _worker_output_dir(output_dir, scope)
     os.makedirs(output_dir, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        make_deterministic()
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy(mixed_precision)
+    lock = RunLock(output_dir)
+    lock.acquire()
+    try:
+        check_stored_config(output_dir, config, allow_config_change)
+        finished = finished_summary(output_dir, epochs)
+        if finished is not None:
+            warnings.warn(
+                f"The run in {output_dir} is already finished ({epochs} epochs, see its "
+                "summary.json): nothing to do, its files are left as they are. Use a new "
+                "`output_dir`, or more `epochs` with `allow_config_change=True`, to train more.",
+                stacklevel=2,
+            )
+            return finished
+        keras.utils.set_random_seed(seed)
+        if deterministic:
+            make_deterministic()
+        if mixed_precision:
+            keras.mixed_precision.set_global_policy(mixed_precision)
 
-    pretrain_split = "unlabeled" if dataset == "stl10" else "train"
-    if dataset == "image_folder":
-        pretrain_split = None
-    images, labels = data_lib.load(
-        dataset, pretrain_split, data_dir=data_dir, image_size=image_size
-    )
-    if train_subset is not None:
-        if train_subset > len(images):
+        pretrain_split = "unlabeled" if dataset == "stl10" else "train"
+        if dataset == "image_folder":
+            pretrain_split = None
+        images, labels = data_lib.load(
+            dataset, pretrain_split, data_dir=data_dir, image_size=image_size
+        )
+        if train_subset is not None:
+            if train_subset > len(images):
+                raise ValueError(
+                    f"`train_subset`={train_subset} exceeds the {len(images)} training images "
+                    f"of {dataset!r}. Use at most {len(images)}, or leave it unset for all."
+                )
+            images, labels = images[:train_subset], labels[:train_subset]
+        if len(images) < batch_size:
             raise ValueError(
-                f"`train_subset`={train_subset} exceeds the {len(images)} training images "
-                f"of {dataset!r}. Use at most {len(images)}, or leave it unset for all."
+                f"`batch_size`={batch_size} is larger than the {len(images)} training images."
             )
-        images, labels = images[:train_subset], labels[:train_subset]
-    if len(images) < batch_size:
-        raise ValueError(
-            f"`batch_size`={batch_size} is larger than the {len(images)} training images."
-        )
-    input_shape = tuple(images.shape[1:])
-    steps_per_epoch = len(images) // batch_size
-    defaults = OPTIMIZER_DEFAULTS[optimizer]
-    lr = defaults["lr"] if lr is None else lr
-    weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
-    config.update(lr=lr, weight_decay=weight_decay, target_momentum=target_momentum)
-    refresh = None
-    if pseudo_label:
-        if num_clusters is None:
-            # The number of classes when known, else the follow-up's 100.
-            num_clusters = int(labels.max()) + 1 if labels.min() >= 0 else 100
-        # Outside the strategy scope: the labels' tf.Variable stays on the host.
-        refresh = callbacks_lib.PseudoLabelRefresh(
-            images,
-            epochs,
-            num_clusters=num_clusters,
-            recluster_every=recluster_every,
-            warmup_epochs=pid_warmup_epochs,
-            seed=seed,
-            verbose=verbose,
-        )
-        config.update(num_clusters=num_clusters, recluster_every=refresh.recluster_every)
-
-    with scope:
-        peak_lr = optimizers_lib.scale_learning_rate(lr, batch_size)
-        ssl_data = data_lib.ssl_dataset(
-            images,
-            views="pid" if method == "pid" and not pseudo_label else "two",
-            augment=augment or AUGMENT_FOR_DATASET[dataset],
-            batch_size=batch_size,
-            target_view=target_view,
-            seed=seed,
-            pseudo_labels=refresh.labels if pseudo_label else None,
-        )
-        synchronized_bn = scope.synchronized_batch_norm
-        encoder = build_backbone(backbone, input_shape, synchronized_bn=synchronized_bn)
-        kwargs = dict(projector_dims=tuple(projector_dims), synchronized_bn=synchronized_bn)
-        if method == "pid":
-            kwargs.update(
-                base=base,
-                invariance_weight=invariance_weight,
-                w_joint=w_joint,
-                w_red=w_red,
-                w_syn=w_syn,
-                units=units,
-                target_momentum=target_momentum,
-            )
-        model = presets.get(method, encoder, **kwargs)
+        input_shape = tuple(images.shape[1:])
+        steps_per_epoch = len(images) // batch_size
+        defaults = OPTIMIZER_DEFAULTS[optimizer]
+        lr = defaults["lr"] if lr is None else lr
+        weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
+        config.update(lr=lr, weight_decay=weight_decay, target_momentum=target_momentum)
+        refresh = None
         if pseudo_label:
-            model = models_lib.PseudoLabelPIDModel.from_pid_model(model, num_clusters)
-        model.compile(
-            optimizer=build_optimizer(
-                optimizer,
-                peak_lr,
-                weight_decay,
-                epochs * steps_per_epoch,
-                warmup_epochs * steps_per_epoch,
+            if num_clusters is None:
+                # The number of classes when known, else the follow-up's 100.
+                num_clusters = int(labels.max()) + 1 if labels.min() >= 0 else 100
+            # Outside the strategy scope: the labels' tf.Variable stays on the host.
+            refresh = callbacks_lib.PseudoLabelRefresh(
+                images,
+                epochs,
+                num_clusters=num_clusters,
+                recluster_every=recluster_every,
+                warmup_epochs=pid_warmup_epochs,
+                seed=seed,
+                verbose=verbose,
             )
-        )
+            config.update(num_clusters=num_clusters, recluster_every=refresh.recluster_every)
 
-        # Epoch k's batches depend on (seed, k) only, also after a resume.
-        run_callbacks = [callbacks_lib.DataEpoch(ssl_data)]
-        if method == "pid":
-            run_callbacks.append(
-                callbacks_lib.PIDProtocol(
-                    epochs, warmup_epochs=pid_warmup_epochs, transition_epochs=pid_transition_epochs
+        with scope:
+            peak_lr = optimizers_lib.scale_learning_rate(lr, batch_size)
+            ssl_data = data_lib.ssl_dataset(
+                images,
+                views="pid" if method == "pid" and not pseudo_label else "two",
+                augment=augment or AUGMENT_FOR_DATASET[dataset],
+                batch_size=batch_size,
+                target_view=target_view,
+                seed=seed,
+                pseudo_labels=refresh.labels if pseudo_label else None,
+            )
+            synchronized_bn = scope.synchronized_batch_norm
+            encoder = build_backbone(backbone, input_shape, synchronized_bn=synchronized_bn)
+            kwargs = dict(projector_dims=tuple(projector_dims), synchronized_bn=synchronized_bn)
+            if method == "pid":
+                kwargs.update(
+                    base=base,
+                    invariance_weight=invariance_weight,
+                    w_joint=w_joint,
+                    w_red=w_red,
+                    w_syn=w_syn,
+                    units=units,
+                    target_momentum=target_momentum,
+                )
+            model = presets.get(method, encoder, **kwargs)
+            if pseudo_label:
+                model = models_lib.PseudoLabelPIDModel.from_pid_model(model, num_clusters)
+            model.compile(
+                optimizer=build_optimizer(
+                    optimizer,
+                    peak_lr,
+                    weight_decay,
+                    epochs * steps_per_epoch,
+                    warmup_epochs * steps_per_epoch,
                 )
             )
-        if pseudo_label:
-            run_callbacks.append(refresh)
-        backup = callbacks_lib.ResumableBackup(
-            os.path.join(output_dir, "backup"), extra_state=refresh
-        )
-        run_callbacks.append(backup)
-        probe = None
-        if labels.min() >= 0 and dataset != "image_folder":
-            test_images, test_labels = data_lib.load(
-                dataset, "test", data_dir=data_dir, image_size=input_shape[:2]
-            )
-            train_probe = (images[:probe_subset], labels[:probe_subset])
-            test_probe = (test_images[:probe_subset], test_labels[:probe_subset])
-            probe = callbacks_lib.OnlineLinearProbe(train_probe, test_probe, every=probe_every)
-            run_callbacks.append(probe)
-            if knn_every:
+
+            # Epoch k's batches depend on (seed, k) only, also after a resume.
+            run_callbacks = [callbacks_lib.DataEpoch(ssl_data)]
+            if method == "pid":
                 run_callbacks.append(
-                    callbacks_lib.KNNMonitor(train_probe, test_probe, every=knn_every)
-                )
-        if method == "pid" and monitor_size:
-            monitor_batch = next(
-                iter(
-                    data_lib.ssl_dataset(
-                        images[-monitor_size:],
-                        views="pid",
-                        augment=augment or AUGMENT_FOR_DATASET[dataset],
-                        batch_size=min(monitor_size, len(images)),
-                        target_view=target_view,
-                        shuffle=False,
-                        seed=seed + 1,
+                    callbacks_lib.PIDProtocol(
+                        epochs,
+                        warmup_epochs=pid_warmup_epochs,
+                        transition_epochs=pid_transition_epochs,
                     )
                 )
+            if pseudo_label:
+                run_callbacks.append(refresh)
+            backup = callbacks_lib.ResumableBackup(
+                os.path.join(output_dir, "backup"), extra_state=refresh
             )
-            monitor_batch = tuple(monitor_batch[key] for key in ("view1", "view2", "target"))
-            # The full estimator needs many more samples than the joint
-            # dimension (3 x projection_dim) to be nearly unbiased.
-            run_callbacks.append(
-                callbacks_lib.PIDMonitor(
-                    monitor_batch, output_dir=output_dir, projection_dim=monitor_projection_dim
+            # The epochs the latest intact backup holds (0: none). Rows of
+            # later epochs (a kill after their row, before their backup) go:
+            # those epochs run again and write them again.
+            found = backup.latest()
+            rows = trim_history(
+                os.path.join(output_dir, "history.csv"), 0 if found is None else found[1]["epoch"]
+            )
+            probe = None
+            if labels.min() >= 0 and dataset != "image_folder":
+                test_images, test_labels = data_lib.load(
+                    dataset, "test", data_dir=data_dir, image_size=input_shape[:2]
                 )
-            )
-        run_callbacks += [
-            keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
-            keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
-            *extra_callbacks,
-        ]
-        history = model.fit(ssl_data, epochs=epochs, callbacks=run_callbacks, verbose=verbose)
+                train_probe = (images[:probe_subset], labels[:probe_subset])
+                test_probe = (test_images[:probe_subset], test_labels[:probe_subset])
+                probe = callbacks_lib.OnlineLinearProbe(train_probe, test_probe, every=probe_every)
+                probe.history = probe_history_from_rows(rows, probe.metric_names)
+                run_callbacks.append(probe)
+                if knn_every:
+                    run_callbacks.append(
+                        callbacks_lib.KNNMonitor(train_probe, test_probe, every=knn_every)
+                    )
+            if method == "pid" and monitor_size:
+                monitor_batch = next(
+                    iter(
+                        data_lib.ssl_dataset(
+                            images[-monitor_size:],
+                            views="pid",
+                            augment=augment or AUGMENT_FOR_DATASET[dataset],
+                            batch_size=min(monitor_size, len(images)),
+                            target_view=target_view,
+                            shuffle=False,
+                            seed=seed + 1,
+                        )
+                    )
+                )
+                monitor_batch = tuple(monitor_batch[key] for key in ("view1", "view2", "target"))
+                # The full estimator needs many more samples than the joint
+                # dimension (3 x projection_dim) to be nearly unbiased.
+                run_callbacks.append(
+                    callbacks_lib.PIDMonitor(
+                        monitor_batch, output_dir=output_dir, projection_dim=monitor_projection_dim
+                    )
+                )
+            # The epoch's row is written before its backup: a kill between
+            # them reruns the epoch, whose old row `trim_history` dropped.
+            run_callbacks += [
+                keras.callbacks.TerminateOnNaN(),
+                keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
+                backup,
+                keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
+                *extra_callbacks,
+            ]
+            history = model.fit(ssl_data, epochs=epochs, callbacks=run_callbacks, verbose=verbose)
 
-    model.save(os.path.join(output_dir, "model.keras"))
-    model.encoder.save(os.path.join(output_dir, "backbone.keras"))
-    export_path = None
-    if export:
-        export_path = export_backbone(model, os.path.join(output_dir, "backbone"))
-    if probe is not None:
-        _plot_probe_curve(probe.history, os.path.join(output_dir, "probe_curve.png"))
-    final = {k: _json_safe(float(v[-1])) for k, v in history.history.items() if v}
-    summary = {
-        "config": config,
-        "versions": versions(),
-        "backend": keras.backend.backend(),
-        "num_replicas": scope.num_replicas,
-        "train_images": int(len(images)),
-        "steps_per_epoch": steps_per_epoch,
-        "peak_learning_rate": peak_lr,
-        "resumed_from_epoch": backup.resumed_from_epoch,
-        "epochs_run_this_call": len(history.epoch),
-        "final_metrics": final,
-        "probe_history": probe.history if probe is not None else None,
-        "pseudo_label_refreshes": refresh.history if refresh is not None else None,
-        "export": export_path,
-        "wall_time_s": time.time() - start,
-    }
-    with open(os.path.join(output_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
-    return summary
+        model.save(os.path.join(output_dir, "model.keras"))
+        model.encoder.save(os.path.join(output_dir, "backbone.keras"))
+        export_path = None
+        if export:
+            export_path = export_backbone(model, os.path.join(output_dir, "backbone"))
+        if probe is not None:
+            _plot_probe_curve(probe.history, os.path.join(output_dir, "probe_curve.png"))
+        rows = read_history(os.path.join(output_dir, "history.csv"))
+        # The last finished epoch's metrics, also when this call ran no epoch.
+        final = {k: _json_safe(_float(v)) for k, v in (rows[-1] if rows else {}).items()}
+        final.pop("epoch", None)
+        found = backup.latest()
+        summary = {
+            "config": config,
+            "versions": versions(),
+            "backend": keras.backend.backend(),
+            "num_replicas": scope.num_replicas,
+            "train_images": int(len(images)),
+            "steps_per_epoch": steps_per_epoch,
+            "peak_learning_rate": peak_lr,
+            "resumed_from_epoch": backup.resumed_from_epoch,
+            "epochs_run_this_call": len(history.epoch),
+            "epochs_completed": 0 if found is None else found[1]["epoch"],
+            "final_metrics": final,
+            "probe_history": probe.history if probe is not None else None,
+            "pseudo_label_refreshes": refresh.history if refresh is not None else None,
+            "export": export_path,
+            "wall_time_s": time.time() - start,
+        }
+        write_atomically(
+            os.path.join(output_dir, "summary.json"), json.dumps(summary, indent=2, default=str)
+        )
+        return summary
+    finally:
+        lock.release()

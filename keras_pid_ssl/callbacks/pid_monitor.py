@@ -19,7 +19,10 @@ class PIDMonitor(keras.callbacks.Callback):
     multivariate ("full") estimator is cheap and well conditioned; the atoms
     I(T; F1), I(T; F2), I(T; F1, F2), redundancy, unique and synergy (nats)
     are added to the epoch logs as `monitor_<atom>`, appended to
-    `<output_dir>/pid_monitor.csv` and drawn to `<output_dir>/pid_monitor.png`.
+    `<output_dir>/pid_monitor.csv` and drawn to `<output_dir>/pid_monitor.png`
+    (both replaced atomically). A `fit` resumed at epoch `e` (e.g. by
+    `ResumableBackup`) keeps the CSV's rows of epochs 1..e, so the files
+    hold every finished epoch once.
 
     These are Gaussian estimates of the information between *features* (not
     the projector outputs the loss sees): compare them across epochs and
@@ -70,6 +73,7 @@ class PIDMonitor(keras.callbacks.Callback):
         self.seed = seed
         self.history = []
         self._projection = None
+        self._restored = False
 
     def _project(self, features):
         if self._projection is None:
@@ -89,10 +93,42 @@ class PIDMonitor(keras.callbacks.Callback):
         atoms = gaussian_pid(*features, estimator="full", ridge=self.ridge)
         return {name: float(atoms[name]) for name in ATOM_NAMES}
 
+    def on_train_begin(self, logs=None):
+        self._restored = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._restored:
+            self._restored = True
+            self.restore_history(epoch)
+
+    def restore_history(self, epochs_done):
+        """Keeps the rows of the first `epochs_done` epochs from an existing CSV.
+
+        Called at the first epoch of each `fit`: after a resume at epoch
+        `epochs_done`, the rows of the epochs before it (written by the
+        killed run) join `history`, and rows of later epochs (which will be
+        recomputed) are dropped, so the CSV and plot hold each epoch once.
+        """
+        path = os.path.join(self.output_dir, "pid_monitor.csv") if self.output_dir else None
+        if path is None or not os.path.exists(path):
+            return
+        with open(path, newline="") as f:
+            rows = [
+                dict(epoch=int(row["epoch"]), **{k: float(row[k]) for k in ATOM_NAMES})
+                for row in csv.DictReader(f)
+            ]
+        known = {row["epoch"] for row in self.history}
+        kept = [r for r in rows if r["epoch"] <= epochs_done and r["epoch"] not in known]
+        self.history = sorted(
+            kept + [r for r in self.history if r["epoch"] <= epochs_done],
+            key=lambda row: row["epoch"],
+        )
+
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
         atoms = self.compute_atoms()
+        self.history = [row for row in self.history if row["epoch"] != epoch + 1]
         self.history.append(dict(epoch=epoch + 1, **atoms))
         if logs is not None:
             logs.update({f"monitor_{k}": v for k, v in atoms.items()})
@@ -110,6 +146,7 @@ class PIDMonitor(keras.callbacks.Callback):
         os.replace(path + ".tmp", path)
 
     def _plot(self):
+        path = os.path.join(self.output_dir, "pid_monitor.png")
         import matplotlib
 
         matplotlib.use("Agg")
@@ -124,5 +161,6 @@ class PIDMonitor(keras.callbacks.Callback):
         ax.set_title("PID of backbone features on a held-out batch")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(os.path.join(self.output_dir, "pid_monitor.png"), dpi=100)
+        fig.savefig(path + ".tmp.png", dpi=100)
         plt.close(fig)
+        os.replace(path + ".tmp.png", path)

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -50,20 +51,88 @@ class ResumableBackup(keras.callbacks.Callback):
         self.keep = keep
         self.extra_state = extra_state
         self.resumed_from_epoch = None
+        self._resume_point = None
 
     @property
     def _pointer(self):
         return os.path.join(self.backup_dir, "latest")
 
-    def latest(self):
-        """`(folder, state)` of the latest complete backup, or `None`."""
-        if not os.path.exists(self._pointer):
-            return None
-        with open(self._pointer) as f:
-            name = f.read().strip()
+    def _candidates(self):
+        """Backup folder names, the `latest` pointer's first, then newest first."""
+        names = []
+        try:
+            with open(self._pointer) as f:
+                names.append(f.read().strip())
+        except (OSError, UnicodeDecodeError):
+            pass
+        if os.path.isdir(self.backup_dir):
+            folders = sorted(
+                (n for n in os.listdir(self.backup_dir) if re.fullmatch(r"epoch-\d{6}", n)),
+                reverse=True,
+            )
+            names += [n for n in folders if n not in names]
+        return names
+
+    def _check(self, name):
+        """`(folder, state)` of backup `name`; `ValueError` saying what is wrong."""
         folder = os.path.join(self.backup_dir, name)
-        with open(os.path.join(folder, "state.json")) as f:
-            return folder, json.load(f)
+        match = re.fullmatch(r"epoch-(\d{6})", name)
+        if match is None or not os.path.isdir(folder):
+            raise ValueError(f"{folder} is not a backup folder")
+        path = os.path.join(folder, "state.json")
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} is unreadable ({error})") from error
+        if not isinstance(state, dict) or state.get("epoch") != int(match.group(1)):
+            raise ValueError(
+                f"{path} does not hold the epoch of its folder {name} (it holds {state!r})"
+            )
+        path = os.path.join(folder, "model.weights.h5")
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                f.visit(lambda _: None)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise ValueError(f"{path} is not a readable weights file ({error})") from error
+        return folder, state
+
+    def latest(self):
+        """`(folder, state)` of the latest intact backup, or `None` if there is none.
+
+        A corrupt backup (unreadable `state.json` or weights, an epoch that
+        does not match its folder) is skipped with a warning naming it, and
+        the next newest intact backup is used. Backups that exist but are
+        all corrupt raise a `ValueError` naming `backup_dir`.
+        """
+        if self._resume_point is not None:
+            return self._resume_point
+        names = self._candidates()
+        problems = []
+        for name in names:
+            try:
+                found = self._check(name)
+            except ValueError as error:
+                problems.append(str(error))
+                continue
+            if problems:
+                warnings.warn(
+                    "ResumableBackup: skipping corrupt backup(s): "
+                    + "; ".join(problems)
+                    + f". Falling back to the intact backup {found[0]} "
+                    + f"(epoch {found[1]['epoch']}).",
+                    stacklevel=2,
+                )
+            self._resume_point = found
+            return found
+        if problems and any(n.startswith("epoch-") for n in names):
+            raise ValueError(
+                f"No intact backup in {self.backup_dir}: " + "; ".join(problems) + ". "
+                "Delete that folder to train from scratch, or restore a backup into it."
+            )
+        return None
 
     def _latest_epoch(self):
         found = self.latest()
@@ -71,6 +140,8 @@ class ResumableBackup(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         found = self.latest()
+        # Backups written from now on are newer than this resume point.
+        self._resume_point = None
         if found is None:
             return
         folder, state = found
@@ -121,6 +192,7 @@ class ResumableBackup(keras.callbacks.Callback):
             raise
         _write_synced(self._pointer + ".tmp", name)
         os.replace(self._pointer + ".tmp", self._pointer)
+        self._resume_point = None
         self._prune(keep_name=name)
 
     def _prune(self, keep_name):

@@ -6,12 +6,12 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_pid_ssl as kps
 from conftest import make_views
 from conftest import tiny_encoder
 from conftest import tiny_projector
+from conftest import view_dataset
 from keras_pid_ssl.information import ATOM_NAMES
 from keras_pid_ssl.information import gaussian_pid
 
@@ -21,7 +21,7 @@ def test_monitor_logs_atoms_writes_csv_and_png(tmp_path):
     model = kps.PIDModel(tiny_encoder(), tiny_projector(), track_gradient_ratio=False)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     monitor = kps.callbacks.PIDMonitor(views, output_dir=str(tmp_path), projection_dim=4)
-    dataset = tf.data.Dataset.from_tensor_slices(views).batch(16)
+    dataset = view_dataset(*views)
     history = model.fit(dataset, epochs=2, callbacks=[monitor], verbose=0).history
     for name in ATOM_NAMES:
         assert len(history[f"monitor_{name}"]) == 2

@@ -16,8 +16,10 @@ import numpy as np
 from keras import ops
 
 from keras_pid_ssl import data as data_lib
+from keras_pid_ssl.data import image_folder as image_folder_lib
 from keras_pid_ssl.metrics import top_k_accuracy
 from keras_pid_ssl.models.ssl_model import SSLModel
+from keras_pid_ssl.utils.validation import check_choice
 from keras_pid_ssl.utils.validation import check_int
 from keras_pid_ssl.utils.validation import check_labels
 from keras_pid_ssl.utils.validation import check_non_negative
@@ -73,11 +75,22 @@ def _input_shape(backbone):
     return tuple(shape[1:]) if len(shape) == 4 else tuple(shape)
 
 
-def load_for_backbone(dataset, split, backbone, data_dir=None, subset=None):
-    """uint8 images (at the backbone's input size and channels) and labels."""
+def load_for_backbone(
+    dataset, split, backbone, data_dir=None, subset=None, resize_method=None, class_names=None
+):
+    """uint8 images (at the backbone's input size and channels) and labels.
+
+    `resize_method` and `class_names` are those of `kps.data.load`.
+    """
     height, width, channels = _input_shape(backbone)
     images, labels = data_lib.load(
-        dataset, split, data_dir=data_dir, image_size=(height, width), channels=channels
+        dataset,
+        split,
+        data_dir=data_dir,
+        image_size=(height, width),
+        channels=channels,
+        resize_method=resize_method,
+        class_names=class_names,
     )
     if subset:
         images, labels = images[:subset], labels[:subset]
@@ -93,9 +106,65 @@ def extract_features(backbone, images, batch_size=256):
     return np.concatenate(out).astype("float32")
 
 
-def _check_subsets(train_subset, test_subset):
+def _check_data_arguments(dataset, train_subset, test_subset, resize_method, class_names):
+    check_choice("dataset", dataset, data_lib.DATASETS)
     check_int("train_subset", train_subset, 1, allow_none=True)
     check_int("test_subset", test_subset, 1, allow_none=True)
+    check_choice("resize_method", resize_method, (None, "pad", "resize"))
+    if class_names is not None and dataset != "image_folder":
+        raise ValueError(
+            f"`class_names` sets the labels of an image folder; {dataset!r} has fixed "
+            f"labels. Received: class_names={class_names!r}. Leave it unset."
+        )
+
+
+def _output_folder(output_dir, backbone_path):
+    return output_dir or os.path.dirname(os.path.abspath(os.fspath(backbone_path).rstrip("/")))
+
+
+def class_map(dataset, data_dir, folder, class_names=None):
+    """The class map of an evaluation, built once and kept with its results.
+
+    For `image_folder`: `class_names` when given (a list, or the path of a
+    `class_names.json`), else the `class_names.json` already in `folder`
+    (from an earlier evaluation written there), else the sorted class
+    sub-folders of `data_dir/train`. Every split is labelled with it.
+    Other datasets have fixed labels: `None`.
+
+    Returns:
+        `(names, source)`: the names indexed by label, and the list or the
+        path to pass on as `class_names` (its path names it in errors).
+    """
+    if dataset != "image_folder":
+        return None, None
+    if data_dir is None:
+        raise ValueError("`image_folder` needs data_dir=<the folder of images>.")
+    if class_names is None:
+        saved = os.path.join(folder, image_folder_lib.CLASS_NAMES_FILE)
+        if os.path.exists(saved):
+            class_names = saved
+    if class_names is None:
+        names = image_folder_lib.class_names(data_dir, "train")
+        source = list(names)
+    else:
+        names, _ = image_folder_lib.resolve_class_names(data_dir, "train", class_names)
+        source = class_names
+    if not names:
+        raise ValueError(
+            f"Image folder {os.path.join(os.fspath(data_dir), 'train')} is flat (unlabeled): "
+            "evaluation needs labels, one sub-folder of images per class in `train` and "
+            "`test`."
+        )
+    return names, source
+
+
+def _full_probabilities(probabilities, classes, num_classes):
+    """Scatters the columns of `predict_proba` (one per class *seen* in training,
+    `classifier.classes_`) to the columns of their labels, so column `k` is
+    label `k` even when the training labels skip a class of the map."""
+    full = np.zeros((len(probabilities), num_classes), probabilities.dtype)
+    full[:, np.asarray(classes, dtype=np.int64)] = probabilities
+    return full
 
 
 def linear_eval(
@@ -107,6 +176,8 @@ def linear_eval(
     test_subset=None,
     regularization=1.0,
     max_iter=1000,
+    resize_method=None,
+    class_names=None,
 ):
     """Linear evaluation on frozen features: multinomial logistic regression.
 
@@ -116,7 +187,25 @@ def linear_eval(
     un-augmented training images are standardised and scikit-learn's
     `LogisticRegression` (L-BFGS, L2 `C=regularization`) is fitted to them;
     top-1 and top-5 accuracy are measured on the test split. Writes
-    `linear_eval.json` into `output_dir` (default: next to the backbone).
+    `linear_eval.json` into `output_dir` (default: next to the backbone),
+    and for an image folder the class map `class_names.json` (see
+    `class_map`), which later evaluations in that folder reuse.
+
+    Args:
+        backbone_path: a `.keras` backbone or an exported SavedModel folder.
+        dataset: a dataset name of `kps.data.load`.
+        output_dir: where to write the results (default: next to the backbone).
+        data_dir: the dataset's folder (as for `kps.data.load`).
+        train_subset: use only the first N training images.
+        test_subset: use only the first N test images.
+        regularization: inverse L2 strength `C` of the logistic regression.
+        max_iter: L-BFGS iterations.
+        resize_method: how images reach the backbone's input size: `"pad"`
+            or `"resize"` (default as in `kps.data.load`: pad for
+            Fashion-MNIST, resize otherwise).
+        class_names: `image_folder` only: the class map to label every split
+            with (a list of names indexed by label, or the path of a
+            `class_names.json`); see `class_map` for the default.
 
     Returns:
         A dict with `top1`, `top5`, sizes and timings.
@@ -126,24 +215,28 @@ def linear_eval(
 
     check_positive("regularization", regularization)
     check_int("max_iter", max_iter, 1)
-    _check_subsets(train_subset, test_subset)
+    _check_data_arguments(dataset, train_subset, test_subset, resize_method, class_names)
     start = time.time()
+    folder = _output_folder(output_dir, backbone_path)
+    names, names_source = class_map(dataset, data_dir, folder, class_names)
     backbone = load_backbone(backbone_path)
-    x_train, y_train = load_for_backbone(dataset, "train", backbone, data_dir, train_subset)
-    x_test, y_test = load_for_backbone(dataset, "test", backbone, data_dir, test_subset)
-    num_classes = int(y_train.max()) + 1
-    check_labels(f"{dataset} train labels", y_train, num_classes)
-    check_labels(f"{dataset} test labels", y_test, num_classes)
+    x_train, y_train, x_test, y_test, num_classes = _load_splits(
+        dataset, backbone, data_dir, train_subset, test_subset, resize_method, names, names_source
+    )
     f_train = extract_features(backbone, x_train)
     f_test = extract_features(backbone, x_test)
     feature_time = time.time() - start
     scaler = StandardScaler().fit(f_train)
     classifier = LogisticRegression(C=regularization, max_iter=max_iter)
     classifier.fit(scaler.transform(f_train), y_train)
-    probabilities = classifier.predict_proba(scaler.transform(f_test))
+    probabilities = _full_probabilities(
+        classifier.predict_proba(scaler.transform(f_test)), classifier.classes_, num_classes
+    )
     result = {
         "backbone_path": os.fspath(backbone_path),
         "dataset": dataset,
+        "num_classes": num_classes,
+        **_save_class_map(names, folder),
         "train_images": int(len(x_train)),
         "test_images": int(len(x_test)),
         "feature_dim": int(f_train.shape[1]),
@@ -152,8 +245,33 @@ def linear_eval(
         "feature_time_s": feature_time,
         "wall_time_s": time.time() - start,
     }
-    _write_json(result, output_dir, backbone_path, "linear_eval.json")
+    _write_json(result, folder, "linear_eval.json")
     return result
+
+
+def _load_splits(
+    dataset, backbone, data_dir, train_subset, test_subset, resize_method, names, names_source
+):
+    """Train and test images and labels, labelled with one class map, and num_classes."""
+    x_train, y_train = load_for_backbone(
+        dataset, "train", backbone, data_dir, train_subset, resize_method, names_source
+    )
+    x_test, y_test = load_for_backbone(
+        dataset, "test", backbone, data_dir, test_subset, resize_method, names_source
+    )
+    num_classes = len(names) if names is not None else int(y_train.max()) + 1
+    check_labels(f"{dataset} train labels", y_train, num_classes)
+    check_labels(f"{dataset} test labels", y_test, num_classes)
+    return x_train, y_train, x_test, y_test, num_classes
+
+
+def _save_class_map(names, folder):
+    """Writes an image folder's class map next to the results; its entry there."""
+    if names is None:
+        return {}
+    path = os.path.join(folder, image_folder_lib.CLASS_NAMES_FILE)
+    image_folder_lib.write_class_names(path, names)
+    return {"class_names_path": path}
 
 
 def _check_label_fraction(fraction):
@@ -215,6 +333,8 @@ def finetune(
     test_subset=None,
     seed=0,
     verbose=1,
+    resize_method=None,
+    class_names=None,
 ):
     """Fine-tunes the whole backbone with a linear head (SGD, cosine schedule).
 
@@ -223,7 +343,9 @@ def finetune(
     `<output_dir>/subset_indices.json` so runs are comparable. The backbone
     learns at `backbone_lr_scale` times the head's rate (`GradientScale`).
     Training views: random resized crop + flip. Needs a `.keras` backbone
-    (a SavedModel export is inference-only). Writes `finetune.json`.
+    (a SavedModel export is inference-only). Writes `finetune.json`, and
+    for an image folder the class map `class_names.json`, both into
+    `output_dir`. `resize_method` and `class_names` are as in `linear_eval`.
 
     Returns:
         A dict with `top1`, `top5` on the test split, sizes and timings.
@@ -235,8 +357,9 @@ def finetune(
     check_non_negative("weight_decay", weight_decay)
     check_int("seed", seed, 0)
     _check_label_fraction(label_fraction)
-    _check_subsets(train_subset, test_subset)
+    _check_data_arguments(dataset, train_subset, test_subset, resize_method, class_names)
     start = time.time()
+    names, names_source = class_map(dataset, data_dir, output_dir, class_names)
     keras.utils.set_random_seed(seed)
     backbone = load_backbone(backbone_path)
     if isinstance(backbone, SavedModelBackbone):
@@ -244,11 +367,9 @@ def finetune(
             "Fine-tuning needs a trainable backbone: pass the `backbone.keras` file "
             "of the pretraining run, not the exported SavedModel folder."
         )
-    x_train, y_train = load_for_backbone(dataset, "train", backbone, data_dir, train_subset)
-    x_test, y_test = load_for_backbone(dataset, "test", backbone, data_dir, test_subset)
-    num_classes = int(y_train.max()) + 1
-    check_labels(f"{dataset} train labels", y_train, num_classes)
-    check_labels(f"{dataset} test labels", y_test, num_classes)
+    x_train, y_train, x_test, y_test, num_classes = _load_splits(
+        dataset, backbone, data_dir, train_subset, test_subset, resize_method, names, names_source
+    )
     os.makedirs(output_dir, exist_ok=True)
     indices = stratified_subset(y_train, label_fraction, seed)
     with open(os.path.join(output_dir, "subset_indices.json"), "w") as f:
@@ -287,6 +408,8 @@ def finetune(
     result = {
         "backbone_path": os.fspath(backbone_path),
         "dataset": dataset,
+        "num_classes": num_classes,
+        **_save_class_map(names, output_dir),
         "label_fraction": label_fraction,
         "train_images": int(len(x_train)),
         "test_images": int(len(x_test)),
@@ -295,12 +418,11 @@ def finetune(
         "final_train_accuracy": float(history.history["accuracy"][-1]),
         "wall_time_s": time.time() - start,
     }
-    _write_json(result, output_dir, backbone_path, "finetune.json")
+    _write_json(result, output_dir, "finetune.json")
     return result
 
 
-def _write_json(result, output_dir, backbone_path, name):
-    folder = output_dir or os.path.dirname(os.path.abspath(os.fspath(backbone_path).rstrip("/")))
+def _write_json(result, folder, name):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, name), "w") as f:
         json.dump(result, f, indent=2)

@@ -4,7 +4,8 @@
         --dataset=fashion_mnist --label_fraction=0.1 --epochs=30
 
 Prints top-1 / top-5 on the test split; writes finetune.json and
-subset_indices.json (the labelled subset) into --output_dir.
+subset_indices.json (the labelled subset) into --output_dir, and for
+--dataset=image_folder the class map class_names.json, reused by later runs.
 """
 
 from absl import app
@@ -15,9 +16,25 @@ flags.DEFINE_string(
     "backbone_path", None, "The .keras backbone of a pretraining run.", required=True
 )
 flags.DEFINE_enum(
-    "dataset", "cifar10", ["cifar10", "cifar100", "stl10", "fashion_mnist"], "Dataset."
+    "dataset",
+    "cifar10",
+    ["cifar10", "cifar100", "stl10", "fashion_mnist", "image_folder"],
+    "Dataset (image_folder: --data_dir holds train/<class>/* and test/<class>/*).",
 )
 flags.DEFINE_string("data_dir", None, "Data folder.")
+flags.DEFINE_enum(
+    "resize_method",
+    None,
+    ["pad", "resize"],
+    "How images reach the backbone's input size: zero padding or bilinear resizing "
+    "(default: pad for fashion_mnist, resize otherwise).",
+)
+flags.DEFINE_string(
+    "class_names",
+    None,
+    "image_folder only: a class_names.json (class names indexed by label) to label every "
+    "split with (default: the one in the output folder, else the train split's classes).",
+)
 flags.DEFINE_string("output_dir", "runs/finetune", "Output folder.")
 flags.DEFINE_float(
     "label_fraction", 1.0, "Fraction of labelled training images (stratified, seeded)."
@@ -51,6 +68,8 @@ def main(argv):
         backbone_lr_scale=FLAGS.backbone_lr_scale,
         train_subset=FLAGS.train_subset,
         test_subset=FLAGS.test_subset,
+        resize_method=FLAGS.resize_method,
+        class_names=FLAGS.class_names,
         seed=FLAGS.seed,
     )
     print(f"fine-tune top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%")

@@ -3,7 +3,8 @@
     python recipes/linear_eval.py --backbone_path=runs/quick/backbone --dataset=fashion_mnist
 
 `--backbone_path` is an exported SavedModel folder or a `.keras` file.
-Prints top-1 / top-5 on the test split and writes linear_eval.json.
+Prints top-1 / top-5 on the test split and writes linear_eval.json (and, for
+--dataset=image_folder, the class map class_names.json, reused by later runs).
 """
 
 from absl import app
@@ -12,9 +13,25 @@ from absl import flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone_path", None, "SavedModel folder or .keras file.", required=True)
 flags.DEFINE_enum(
-    "dataset", "cifar10", ["cifar10", "cifar100", "stl10", "fashion_mnist"], "Dataset."
+    "dataset",
+    "cifar10",
+    ["cifar10", "cifar100", "stl10", "fashion_mnist", "image_folder"],
+    "Dataset (image_folder: --data_dir holds train/<class>/* and test/<class>/*).",
 )
 flags.DEFINE_string("data_dir", None, "Data folder.")
+flags.DEFINE_enum(
+    "resize_method",
+    None,
+    ["pad", "resize"],
+    "How images reach the backbone's input size: zero padding or bilinear resizing "
+    "(default: pad for fashion_mnist, resize otherwise).",
+)
+flags.DEFINE_string(
+    "class_names",
+    None,
+    "image_folder only: a class_names.json (class names indexed by label) to label every "
+    "split with (default: the one in the output folder, else the train split's classes).",
+)
 flags.DEFINE_string(
     "output_dir", None, "Where to write linear_eval.json (default: next to the backbone)."
 )
@@ -36,6 +53,8 @@ def main(argv):
         data_dir=FLAGS.data_dir,
         train_subset=FLAGS.train_subset,
         test_subset=FLAGS.test_subset,
+        resize_method=FLAGS.resize_method,
+        class_names=FLAGS.class_names,
         regularization=FLAGS.regularization,
     )
     print(f"linear eval top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%")

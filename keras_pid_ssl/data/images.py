@@ -36,6 +36,30 @@ def check_uint8_images(images, name="images"):
     return images
 
 
+def check_pad_size(size, image_size):
+    """Checks images of `size` `(height, width)` can be zero-padded to `image_size`.
+
+    Returns:
+        The rows and columns to add, `(extra_height, extra_width)`.
+
+    Raises:
+        ValueError: `image_size` is smaller than `size`, with the options that
+            resize instead, where each one is offered.
+    """
+    height, width = check_image_size("image_size", image_size)
+    extra_h, extra_w = height - int(size[0]), width - int(size[1])
+    if extra_h < 0 or extra_w < 0:
+        raise ValueError(
+            f"Cannot pad {size[0]}x{size[1]} images to the smaller image_size "
+            f"{height}x{width}: zero padding only enlarges. Resize them instead: "
+            "resize_images(images, image_size), prepare_images(..., method='resize'), "
+            "resize_method='resize' in kps.data.load, kps.evaluation.linear_eval and "
+            "kps.evaluation.finetune (--resize_method=resize in recipes/linear_eval.py "
+            f"and recipes/finetune.py); or use an image_size of at least {size[0]}x{size[1]}."
+        )
+    return extra_h, extra_w
+
+
 def pad_images(images, image_size):
     """Zero-pads uint8 images evenly on all sides to `image_size` (e.g. 28 -> 32).
 
@@ -52,13 +76,7 @@ def pad_images(images, image_size):
     (2, 32, 32, 1)
     """
     images = check_uint8_images(images)
-    height, width = check_image_size("image_size", image_size)
-    extra_h, extra_w = height - images.shape[1], width - images.shape[2]
-    if extra_h < 0 or extra_w < 0:
-        raise ValueError(
-            f"Cannot pad {images.shape[1]}x{images.shape[2]} images to a smaller "
-            f"size {height}x{width}; resize them instead (method='resize')."
-        )
+    extra_h, extra_w = check_pad_size(images.shape[1:3], image_size)
     pad = (
         (0, 0),
         (extra_h // 2, extra_h - extra_h // 2),

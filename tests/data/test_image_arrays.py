@@ -1,9 +1,14 @@
 """Pad, resize and channel conversion of uint8 image arrays."""
 
+import inspect
+import os
+
 import numpy as np
 import pytest
 
 import keras_pid_ssl as kps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _images(shape=(3, 28, 28, 1), seed=0):
@@ -25,9 +30,27 @@ def test_odd_padding_puts_the_extra_row_at_the_bottom_right():
     )
 
 
-def test_pad_to_a_smaller_size_is_refused():
-    with pytest.raises(ValueError, match="resize"):
+def test_pad_to_a_smaller_size_is_refused_with_options_that_exist():
+    with pytest.raises(ValueError, match="28x28 images to the smaller image_size 16x16") as error:
         kps.data.pad_images(_images(), 16)
+    message = str(error.value)
+    assert "at least 28x28" in message
+    # Every option the message offers is a real argument of the entry point it names.
+    assert "prepare_images(..., method='resize')" in message
+    assert kps.data.prepare_images(_images(), 16, method="resize").shape == (3, 16, 16, 1)
+    for function in (kps.data.load, kps.evaluation.linear_eval, kps.evaluation.finetune):
+        assert "resize_method" in inspect.signature(function).parameters
+    for recipe in ("linear_eval.py", "finetune.py"):
+        assert f"recipes/{recipe}" in message
+        with open(os.path.join(ROOT, "recipes", recipe)) as f:
+            assert '"resize_method"' in f.read()
+
+
+def test_prepare_images_pad_refuses_to_shrink_and_resize_does():
+    with pytest.raises(ValueError, match="method='resize'"):
+        kps.data.prepare_images(_images(), (20, 30), method="pad")
+    out = kps.data.prepare_images(np.full((1, 28, 28, 1), 50, np.uint8), 14, method="resize")
+    assert out.shape == (1, 14, 14, 1) and np.all(out == 50)
 
 
 def test_resize_keeps_a_constant_image_constant_and_uint8():

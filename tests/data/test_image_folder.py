@@ -175,3 +175,18 @@ def test_bad_load_arguments_are_named(class_folder):
         kps.data.load("image_folder", data_dir=str(folder), resize_method="crop")
     with pytest.raises(ValueError, match=r"`channels` must be one of \[1, 3, None\]"):
         kps.data.load("image_folder", data_dir=str(folder), channels=4)
+
+
+def test_padding_hints_name_resize_method_which_load_takes(class_folder):
+    folder, _ = class_folder  # 6x5 images
+    _png(folder / "dog" / "y.png", _rgb(5, (7, 7)))
+    with pytest.raises(ValueError, match=r"dog/y\.png is 7x7 .* resize_method='resize'"):
+        _load(folder, image_size=(8, 8), resize_method="pad")
+    (folder / "dog" / "y.png").unlink()
+    with pytest.raises(ValueError, match=r"6x5 images to the smaller .*resize_method='resize'"):
+        _load(folder, image_size=(4, 4), resize_method="pad")
+    images, _ = _load(folder, image_size=(4, 4), resize_method="resize")
+    assert images.shape == (3, 4, 4, 3)
+    padded, _ = _load(folder, image_size=(8, 7), resize_method="pad")
+    np.testing.assert_array_equal(padded[2, 1:7, 1:6], _rgb(3))
+    assert padded[2].astype(int).sum() == _rgb(3).astype(int).sum()

@@ -50,3 +50,27 @@ def test_monitor_rejects_bad_views():
         kps.callbacks.PIDMonitor((v1, v2, v2[:, :4]))
     with pytest.raises(ValueError, match="at least 8"):
         kps.callbacks.PIDMonitor((v1[:4], v2[:4], v2[:4]))
+
+
+def test_resumed_monitor_keeps_the_earlier_epochs_once(tmp_path):
+    views = make_views(n=64, num_views=3)
+    model = kps.PIDModel(tiny_encoder(), tiny_projector(), track_gradient_ratio=False)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    dataset = view_dataset(*views)
+    first = kps.callbacks.PIDMonitor(views, output_dir=str(tmp_path), projection_dim=4)
+    model.fit(dataset, epochs=2, callbacks=[first], verbose=0)
+    path = os.path.join(tmp_path, "pid_monitor.csv")
+    with open(path) as f:
+        before = list(csv.DictReader(f))
+    # A new process resumes after epoch 1 (epoch 2's backup was lost): a new monitor.
+    resumed = kps.callbacks.PIDMonitor(views, output_dir=str(tmp_path), projection_dim=4)
+    model.fit(dataset, initial_epoch=1, epochs=3, callbacks=[resumed], verbose=0)
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert rows[0] == before[0]  # kept from the file, not recomputed
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    # The last row holds the atoms of the final weights.
+    features = [resumed._project(np.asarray(model.encoder.predict(v, verbose=0))) for v in views]
+    expected = gaussian_pid(*features, estimator="full", ridge=resumed.ridge)
+    np.testing.assert_allclose(float(rows[2]["synergy"]), float(expected["synergy"]), rtol=1e-4)

@@ -1,6 +1,7 @@
 """ResumableBackup: atomic backups, resume, NaN guard, clear mismatch errors."""
 
 import os
+import re
 
 import keras
 import numpy as np
@@ -161,3 +162,94 @@ def test_collapse_statistics_match_closed_forms():
     assert kps.callbacks.collapse_monitor.collapse_statistics(rank_one)[
         "effective_rank"
     ] == pytest.approx(1.0, abs=1e-3)
+
+
+def _two_backups(tmp_path):
+    v1, v2 = make_views(n=32)
+    snapshot = Snapshot()
+    _model().fit(
+        view_batch(v1, v2),
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[snapshot, kps.callbacks.ResumableBackup(tmp_path)],
+    )
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith("epoch-")) == [
+        "epoch-000001",
+        "epoch-000002",
+    ]
+    return v1, v2, snapshot
+
+
+def _truncate(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+
+
+def _garbage(path):
+    with open(path, "w") as f:
+        f.write("{not json")
+
+
+def _claims_epoch_99(path):
+    with open(path, "w") as f:
+        f.write('{"epoch": 99}')
+
+
+@pytest.mark.parametrize(
+    "corrupt, file, reason",
+    [
+        (_truncate, "model.weights.h5", "not a readable weights file"),
+        (_garbage, "model.weights.h5", "not a readable weights file"),
+        (_garbage, "state.json", "unreadable"),
+        (_claims_epoch_99, "state.json", "does not hold the epoch of its folder"),
+    ],
+)
+def test_corrupt_latest_backup_falls_back_to_the_previous_one(tmp_path, corrupt, file, reason):
+    v1, v2, snapshot = _two_backups(tmp_path)
+    bad = os.path.join(tmp_path, "epoch-000002", file)
+    corrupt(bad)
+    model = _model()
+    backup = kps.callbacks.ResumableBackup(tmp_path)
+    with pytest.warns(
+        UserWarning, match=rf"{re.escape(bad)} (is|does) .*Falling back to the intact"
+    ):
+        history = model.fit(
+            view_batch(v1, v2), batch_size=16, epochs=2, verbose=0, callbacks=[backup]
+        )
+    # Resumed from epoch 1's backup: epoch index 1 runs again.
+    assert backup.resumed_from_epoch == 1 and history.epoch == [1]
+    assert backup.latest()[1]["epoch"] == 2  # a fresh, intact epoch-2 backup
+
+
+def test_backups_all_corrupt_raise_naming_the_folder(tmp_path):
+    v1, v2, _ = _two_backups(tmp_path)
+    for name in ("epoch-000001", "epoch-000002"):
+        _truncate(os.path.join(tmp_path, name, "model.weights.h5"))
+    with pytest.raises(ValueError, match=rf"No intact backup in {re.escape(str(tmp_path))}"):
+        _model().fit(
+            view_batch(v1, v2),
+            batch_size=16,
+            epochs=3,
+            verbose=0,
+            callbacks=[kps.callbacks.ResumableBackup(tmp_path)],
+        )
+
+
+def test_resumed_fit_weights_equal_the_fallback_backup(tmp_path):
+    v1, v2, snapshot = _two_backups(tmp_path)
+    _garbage(os.path.join(tmp_path, "latest"))  # the pointer itself is garbage
+    restored = _model()
+    with pytest.warns(UserWarning, match="not a backup folder"):
+        restored.fit(
+            view_batch(v1, v2),
+            batch_size=16,
+            epochs=2,
+            verbose=0,
+            callbacks=[kps.callbacks.ResumableBackup(tmp_path)],
+        )
+    # Nothing left to train (2 of 2 done): the weights are epoch 2's.
+    for saved, current in zip(snapshot.weights[2], restored.weights, strict=True):
+        np.testing.assert_array_equal(saved, np.array(current))

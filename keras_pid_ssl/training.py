@@ -4,9 +4,11 @@
 is usable from Python too. It writes into `output_dir`:
 
     backup/            atomic per-epoch backups (resume after a kill)
-    history.csv        one row per epoch (appended across resumes)
+    .lock              PID and host of the process running in this folder
+    run_config.json    the arguments, checked when the run resumes
+    history.csv        one row per finished epoch (kept across resumes)
     tensorboard/       TensorBoard logs
-    pid_monitor.*      PID atoms of backbone features (method "pid")
+    pid_monitor.*      PID atoms of backbone features (method "pid"), one row per epoch
     probe_curve.png    online linear-probe accuracy per epoch
     model.keras        the final SSL model
     backbone.keras     the final backbone (Keras)

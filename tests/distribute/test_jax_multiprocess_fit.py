@@ -3,10 +3,10 @@
 Two processes, one CPU device each, join through
 `strategy_scope("jax_data_parallel", coordinator_address=..., num_processes=2,
 process_id=...)` (process 0) and through the `KERAS_DISTRIBUTION_*`
-environment variables with the bare name (process 1), and run `programs/jax_multiprocess_fit.py`: a short `fit` of
-PIDModel on global batches of 16 images (8 per process). Process 0 also fits
-a copy on its own device from the same weights; the cluster's history must
-match it.
+environment variables with the bare name (process 1), and run
+`programs/jax_multiprocess_fit.py`: a short `fit` of PIDModel on global
+batches of 16 images (8 per process). Process 0 also fits a copy on its own
+device from the same weights; the cluster's history must match it.
 """
 
 import keras

@@ -10,10 +10,10 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import requires_jax
-from conftest import requires_tensorflow
 
 import keras_pid_ssl as kps
+from conftest import requires_jax
+from conftest import requires_tensorflow
 
 BACKEND = keras.backend.backend()
 BACKEND_OF = {

@@ -69,9 +69,8 @@ def main():
     ]
 
     def dataset():
-        return tf.data.Dataset.from_tensor_slices((views[0], views[1], target)).batch(
-            GLOBAL_BATCH, drop_remainder=True
-        )
+        batches = {"view1": views[0], "view2": views[1], "target": target}
+        return tf.data.Dataset.from_tensor_slices(batches).batch(GLOBAL_BATCH, drop_remainder=True)
 
     keras.utils.set_random_seed(0)
     with scope:

@@ -7,24 +7,30 @@ Run in a fresh process (device set-up must not leak into other tests):
         KERAS_BACKEND=jax python replica_equivalence.py OUT.json [parts]
 
 `parts` is a comma-separated subset of `gather` (TF only),
-`gradients-inference`, `gradients-training`, `fit` and `naive` (default: all
-but `naive`). TensorFlow splits the CPU into 2 logical devices and uses
+`gradients-inference`, `gradients-training`, `fit`, `bn-state` and `naive`
+(default: all but `naive`). TensorFlow splits the CPU into 2 logical devices and uses
 `MirroredStrategy`; JAX uses `keras.distribution.DataParallel` over 2 host
 devices. Writes a JSON report:
 
 - `gather`: the rows each replica sees after `gather_replicas` once and
   twice (it must be idempotent: PIDLoss's base loss gathers again), and
   `sum_over_replicas` of each replica's row sum.
-- `gradients`: for SSLModel + BarlowTwinsLoss, SSLModel + VICRegLoss and
-  PIDModel + PIDLoss, with batch norm in inference mode and in training mode
-  (synchronised batch norm on TF; JAX's global program needs nothing), the
-  loss and every trainable weight's gradient of one step on a global batch of
-  2 x 8 images, on 2 replicas and on 1 device. The 2-replica gradient is what
-  Keras' optimizer applies: the SUM over replicas
-  (`keras/src/backend/tensorflow/optimizer.py`, `_all_reduce_sum_gradients`)
-  on TF, the gradient of the global SPMD program on JAX.
+- `gradients`: for SSLModel + BarlowTwinsLoss, SSLModel + VICRegLoss,
+  PIDModel + PIDLoss and PseudoLabelPIDModel (pseudo-labels ready), with batch
+  norm in inference mode and in training mode (synchronised batch norm on TF;
+  JAX's global program needs nothing), the loss and every trainable weight's
+  gradient of one step on a global batch of 2 x 8 images, on 2 replicas and on
+  1 device. The 2-replica gradient is what Keras' optimizer applies: the SUM
+  over replicas (`keras/src/backend/tensorflow/optimizer.py`,
+  `_all_reduce_sum_gradients`) on TF, the gradient of the global SPMD program
+  on JAX. PID models also report `pid_grad_ratio`: on TF each replica's
+  `PIDLoss.gradient_ratio` and the model's metric after the step, on JAX the
+  metric.
 - `fit`: a 2-replica and a 1-device `fit` of PIDModel (SGD, 2 epochs of 4
   steps) from the same weights on the same data: histories and final weights.
+- `bn-state`: PIDModel training steps (2 replicas, and 1 device) from the
+  same weights on the same views with two different target images: the batch
+  norm moving statistics afterwards, which the target pass must not touch.
 - `naive` (TF, for the report): the same gradients with `gather_replicas`
   disabled, i.e. per-replica statistics, to show how far off they are.
 """
@@ -51,8 +57,9 @@ GLOBAL_BATCH = PER_REPLICA_BATCH * REPLICAS
 IMAGE_SHAPE = (8, 8, 1)
 DISTRIBUTED = "mirrored" if BACKEND == "tensorflow" else "jax_data_parallel"
 DEVICES = ["/cpu:0", "/cpu:1"] if BACKEND == "tensorflow" else ["cpu:0", "cpu:1"]
-LOSSES = ("barlow_twins", "vicreg", "pid")
-DEFAULT_PARTS = "gather,gradients-inference,gradients-training,fit"
+LOSSES = ("barlow_twins", "vicreg", "pid", "pseudo_label")
+NUM_CLUSTERS = 4
+DEFAULT_PARTS = "gather,gradients-inference,gradients-training,fit,bn-state"
 
 
 def make_model(loss_name, synchronized_bn):
@@ -67,11 +74,21 @@ def make_model(loss_name, synchronized_bn):
     if loss_name == "vicreg":
         return kps.SSLModel(encoder, projector, kps.losses.VICRegLoss())
     loss = kps.losses.PIDLoss(base="barlow_twins", w_joint=0.5, w_red=0.5, w_syn=1.0)
-    return kps.PIDModel(encoder, projector, loss=loss)
+    if loss_name == "pid":
+        return kps.PIDModel(encoder, projector, loss=loss)
+    model = kps.models.PseudoLabelPIDModel(
+        encoder, projector, num_clusters=NUM_CLUSTERS, loss=loss, joint_hidden_dims=(16,)
+    )
+    # Pseudo-labels ready, as after PseudoLabelRefresh's first clustering.
+    model.set_pseudo_label_state(
+        ready=1.0, label_entropy=np.log(NUM_CLUSTERS), supervision_weight=0.1
+    )
+    return model
 
 
 def make_data(num_images, seed, pixel_range=(0.0, 1.0)):
-    """Two noisy views and the clean target, pixels in `pixel_range`."""
+    """Every batch entry a model may take: two noisy views, the clean target
+    (pixels in `pixel_range`) and balanced pseudo-labels."""
     rng = np.random.default_rng(seed)
     low, high = pixel_range
     base = rng.uniform(low, high, size=(num_images,) + IMAGE_SHAPE)
@@ -79,7 +96,13 @@ def make_data(num_images, seed, pixel_range=(0.0, 1.0)):
         np.clip(base + 0.3 * (high - low) * rng.normal(size=base.shape), low, high)
         for _ in range(2)
     ]
-    return tuple(x.astype("float32") for x in (views[0], views[1], base))
+    labels = rng.permutation(np.arange(num_images) % NUM_CLUSTERS).astype("int32")
+    return {
+        "view1": views[0].astype("float32"),
+        "view2": views[1].astype("float32"),
+        "target": base.astype("float32"),
+        "label": labels,
+    }
 
 
 def compare(distributed, single):
@@ -90,96 +113,126 @@ def compare(distributed, single):
     return {"max_abs": abs_diff, "max_rel": abs_diff / scale if scale else abs_diff}
 
 
-def views_for(model, data):
-    v1, v2, t = data
-    return (v1, v2, t) if model.num_views == 3 else (v1, v2, None)
+def batch_for(model, data):
+    """The dict batch `model` takes: the views, and its target or labels."""
+    return {key: data[key] for key in model.view_keys}
+
+
+def tracks_gradient_ratio(model):
+    return isinstance(model, kps.PIDModel) and model.track_gradient_ratio
 
 
 # --- one step's loss and gradients --------------------------------------------
 
 
-def tf_single_step(model, views, training):
+def tf_gradient_ratio(model, batch, y_pred, training):
+    """`PIDLoss.gradient_ratio` on this replica's embeddings (0 for SSLModel)."""
+    if not tracks_gradient_ratio(model):
+        return tf.constant(0.0)
+    target = model.target(batch, training)
+    return model.ssl_loss.gradient_ratio(y_pred["view1"], y_pred["view2"], target)
+
+
+def tf_single_step(model, batch, training):
     @tf.function
     @tf.autograph.experimental.do_not_convert  # as Keras' own train step
-    def step(v1, v2, t):
+    def step(batch):
         with tf.GradientTape() as tape:
-            loss = model.compute_loss(x=v1, y=v2, sample_weight=t, training=training)
-        return loss, tape.gradient(loss, model.trainable_weights)
+            y_pred = model(batch, training=training)
+            loss = model.compute_loss(x=batch, y_pred=y_pred, training=training)
+        grads = tape.gradient(loss, model.trainable_weights)
+        return loss, grads, tf_gradient_ratio(model, batch, y_pred, training)
 
-    loss, grads = step(*views)
-    return float(loss), [g.numpy() for g in grads]
+    if tracks_gradient_ratio(model):
+        model.grad_ratio_tracker.reset_state()
+    loss, grads, ratio = step(batch)
+    ratios = {}
+    if tracks_gradient_ratio(model):
+        ratios = {"direct": [float(ratio)], "metric": float(model.grad_ratio_tracker.result())}
+    return float(loss), [g.numpy() for g in grads], ratios
 
 
-def tf_replica_step(scope, model, views, training):
+def tf_replica_step(scope, model, batch, training):
     strategy = scope.strategy
-    data = tuple(v for v in views if v is not None)
-    dataset = tf.data.Dataset.from_tensor_slices(data).batch(GLOBAL_BATCH)
-    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    dataset = tf.data.Dataset.from_tensor_slices(batch).batch(GLOBAL_BATCH)
+    distributed_batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
 
     @tf.function
     @tf.autograph.experimental.do_not_convert
-    def step(batch):
-        def replica_fn(*views):
-            v1, v2 = views[0], views[1]
-            t = views[2] if len(views) == 3 else None
+    def step(distributed_batch):
+        def replica_fn(batch):
             with tf.GradientTape() as tape:
-                loss = model.compute_loss(x=v1, y=v2, sample_weight=t, training=training)
+                y_pred = model(batch, training=training)
+                loss = model.compute_loss(x=batch, y_pred=y_pred, training=training)
             grads = tape.gradient(loss, model.trainable_weights)
             context = tf.distribute.get_replica_context()
             # What Keras' optimizer applies: the SUM over replicas.
             grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-            local_rows = tf.shape(v1)[0]
+            local_rows = tf.shape(batch["view1"])[0]
+            ratio = tf_gradient_ratio(model, batch, y_pred, training)
             # What Keras' trainer reports: loss * num_replicas.
-            return loss * REPLICAS, grads, local_rows
+            return loss * REPLICAS, grads, local_rows, ratio
 
-        return strategy.run(replica_fn, args=batch)
+        return strategy.run(replica_fn, args=(distributed_batch,))
 
-    loss, grads, local_rows = step(batch)
+    if tracks_gradient_ratio(model):
+        model.grad_ratio_tracker.reset_state()
+    loss, grads, local_rows, ratio = step(distributed_batch)
     losses = [float(x) for x in strategy.experimental_local_results(loss)]
     rows = [int(x) for x in strategy.experimental_local_results(local_rows)]
     grads = [strategy.experimental_local_results(g)[0].numpy() for g in grads]
-    return losses, grads, rows
+    ratios = {}
+    if tracks_gradient_ratio(model):
+        # Each replica's ratio, and the metric read across replicas (what fit logs).
+        ratios = {
+            "direct": [float(x) for x in strategy.experimental_local_results(ratio)],
+            "metric": float(model.grad_ratio_tracker.result()),
+        }
+    return losses, grads, rows, ratios
 
 
-def jax_step(model, views, training, distribution):
+def jax_step(model, batch, training, distribution):
     import jax
 
     # What Keras' JAX trainer differentiates (`compute_loss_and_updates`),
     # without an optimizer.
-    def loss_fn(trainable, non_trainable, metrics, v1, v2, t):
-        z1, non_trainable = model.stateless_call(trainable, non_trainable, v1, training=training)
-        loss, _ = model.stateless_compute_loss(
-            trainable,
-            non_trainable,
-            metrics,
-            x=v1,
-            y=v2,
-            y_pred=z1,
-            sample_weight=t,
-            training=training,
+    def loss_fn(trainable, non_trainable, metrics, batch):
+        y_pred, non_trainable = model.stateless_call(
+            trainable, non_trainable, batch, training=training
         )
-        return loss, None
+        loss, (_, _, metrics) = model.stateless_compute_loss(
+            trainable, non_trainable, metrics, x=batch, y_pred=y_pred, training=training
+        )
+        return loss, metrics
 
     grad_fn = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
     if distribution is not None:
-        views = tuple(
-            None
-            if v is None
-            else keras.distribution.distribute_tensor(v, distribution.get_data_layout(v.shape))
-            for v in views
-        )
-    (loss, _), grads = grad_fn(
+        batch = {
+            key: keras.distribution.distribute_tensor(
+                value, distribution.get_data_layout(value.shape)
+            )
+            for key, value in batch.items()
+        }
+    if tracks_gradient_ratio(model):
+        model.grad_ratio_tracker.reset_state()
+    (loss, metrics), grads = grad_fn(
         [v.value for v in model.trainable_variables],
         [v.value for v in model.non_trainable_variables],
         [v.value for v in model.metrics_variables],
-        *views,
+        batch,
     )
+    ratios = {}
+    if tracks_gradient_ratio(model):
+        # The metric's (total, count) after the step, as fit would log it.
+        values = {id(v): np.asarray(m) for v, m in zip(model.metrics_variables, metrics)}
+        total, count = (values[id(v)] for v in model.grad_ratio_tracker.variables)
+        ratios["metric"] = float(total / count)
     shards = (
-        sorted(str(s.data.shape) for s in views[0].addressable_shards)
+        sorted(str(s.data.shape) for s in batch["view1"].addressable_shards)
         if distribution is not None
         else None
     )
-    return float(loss), [np.asarray(g) for g in grads], shards
+    return float(loss), [np.asarray(g) for g in grads], shards, ratios
 
 
 def gradient_report(loss_name, mode, data):
@@ -190,25 +243,33 @@ def gradient_report(loss_name, mode, data):
     single = make_model(loss_name, synchronized_bn)
     single.build((None,) + IMAGE_SHAPE)
     initial = single.get_weights()
-    views = views_for(single, data)
+    batch = batch_for(single, data)
     with kps.distribute.strategy_scope(DISTRIBUTED, devices=DEVICES) as scope:
         replicated = make_model(loss_name, synchronized_bn)
         replicated.build((None,) + IMAGE_SHAPE)
         replicated.set_weights(initial)
         if BACKEND == "tensorflow":
-            losses, grads, rows = tf_replica_step(scope, replicated, views, training)
+            losses, grads, rows, ratios = tf_replica_step(scope, replicated, batch, training)
             extra = {"replica_losses": losses, "rows_per_replica": rows}
         else:
-            loss, grads, shards = jax_step(replicated, views, training, scope.distribution)
+            loss, grads, shards, ratios = jax_step(replicated, batch, training, scope.distribution)
             losses = [loss]
             extra = {"input_shards": shards}
     if BACKEND == "tensorflow":
-        single_loss, single_grads = tf_single_step(single, views, training)
+        single_loss, single_grads, single_ratios = tf_single_step(single, batch, training)
     else:
-        single_loss, single_grads, _ = jax_step(single, views, training, None)
+        single_loss, single_grads, _, single_ratios = jax_step(single, batch, training, None)
     per_weight = {
-        w.path: compare(g, s) for w, g, s in zip(single.trainable_weights, grads, single_grads)
+        w.path: compare(g, s)
+        for w, g, s in zip(single.trainable_weights, grads, single_grads, strict=True)
     }
+    if ratios:
+        extra["grad_ratio_single"] = single_ratios
+        extra["grad_ratio_replicas"] = ratios
+        extra["grad_ratio"] = {
+            kind: compare(value, np.broadcast_to(single_ratios[kind], np.shape(value)))
+            for kind, value in ratios.items()
+        }
     return {
         "loss_single": single_loss,
         "loss_replicas": losses,
@@ -257,8 +318,12 @@ def fit_report():
     import tensorflow as tf_data  # tf.data feeds fit on both backends
 
     synchronized_bn = BACKEND == "tensorflow"
-    v1, v2, t = make_data(4 * GLOBAL_BATCH, seed=1)
-    dataset = tf_data.data.Dataset.from_tensor_slices((v1, v2, t)).batch(
+    keras.utils.set_random_seed(0)
+    reference = make_model("pid", synchronized_bn)
+    reference.build((None,) + IMAGE_SHAPE)
+    initial = reference.get_weights()
+    batches = batch_for(reference, make_data(4 * GLOBAL_BATCH, seed=1))
+    dataset = tf_data.data.Dataset.from_tensor_slices(batches).batch(
         GLOBAL_BATCH, drop_remainder=True
     )
 
@@ -278,10 +343,6 @@ def fit_report():
             return len(variable.value.sharding.device_set)
         return len(getattr(variable.value, "values", [variable.value]))
 
-    keras.utils.set_random_seed(0)
-    reference = make_model("pid", synchronized_bn)
-    reference.build((None,) + IMAGE_SHAPE)
-    initial = reference.get_weights()
     scope, history, weights, model = run(DISTRIBUTED)
     _, single_history, single_weights, _ = run("none")
     return {
@@ -292,11 +353,87 @@ def fit_report():
         "history_single": single_history,
         "history": {key: compare(history[key], single_history[key]) for key in single_history},
         "weights": max(
-            (compare(a, b) for a, b in zip(weights, single_weights)),
+            (compare(a, b) for a, b in zip(weights, single_weights, strict=True)),
             key=lambda c: c["max_rel"],
         ),
-        "weight_change": float(max(np.max(np.abs(a - b)) for a, b in zip(single_weights, initial))),
+        "weight_change": float(
+            max(np.max(np.abs(a - b)) for a, b in zip(single_weights, initial, strict=True))
+        ),
     }
+
+
+# --- batch norm state after the target pass ------------------------------------
+
+
+def batch_norm_state_report():
+    """PIDModel steps that differ only in the target images, 2 replicas and 1 device.
+
+    One `fit` step from the same weights on the same views, once with the
+    clean targets and once with the targets mirrored left-right. The target
+    pass must put back the batch norm moving statistics it changed, so both
+    steps leave the same statistics (those the two online views give), while
+    the trainable weights differ (the target is part of the loss).
+    """
+    import tensorflow as tf_data  # tf.data feeds fit on both backends
+
+    synchronized_bn = BACKEND == "tensorflow"
+    keras.utils.set_random_seed(0)
+    reference = make_model("pid", synchronized_bn)
+    reference.build((None,) + IMAGE_SHAPE)
+    initial = reference.get_weights()
+    start = [
+        np.asarray(w.numpy())
+        for w in reference.encoder.non_trainable_weights + reference.projector.non_trainable_weights
+    ]
+    data = make_data(GLOBAL_BATCH, seed=2)
+    targets = {"target": data["target"], "mirrored_target": data["target"][:, :, ::-1].copy()}
+
+    def run(name):
+        kwargs = {"devices": DEVICES} if name != "none" else {}
+        with kps.distribute.strategy_scope(name, **kwargs) as scope:
+            model = make_model("pid", synchronized_bn)
+            model.build((None,) + IMAGE_SHAPE)
+            model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
+            statistics = model.encoder.non_trainable_weights + model.projector.non_trainable_weights
+            results = {}
+            for kind, target in targets.items():
+                model.set_weights(initial)
+                batch = dict(batch_for(model, data), target=target)
+                dataset = tf_data.data.Dataset.from_tensor_slices(batch).batch(GLOBAL_BATCH)
+                model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+                results[kind] = {
+                    "statistics": [np.asarray(w.numpy()) for w in statistics],
+                    "trainable": [np.asarray(w.numpy()) for w in model.trainable_weights],
+                }
+            return scope.num_replicas, results
+
+    def largest_difference(first, second):
+        return float(max(np.max(np.abs(a - b)) for a, b in zip(first, second, strict=True)))
+
+    report = {}
+    runs = {"replicas": run(DISTRIBUTED), "single": run("none")}
+    for name, (num_replicas, results) in runs.items():
+        clean, mirrored = results["target"], results["mirrored_target"]
+        report[name] = {
+            "num_replicas": num_replicas,
+            "num_statistics": len(clean["statistics"]),
+            # Exactly 0 when the target pass leaves no state behind.
+            "statistics_target_difference": largest_difference(
+                clean["statistics"], mirrored["statistics"]
+            ),
+            # The online views did move the statistics (the check can fail).
+            "statistics_change": largest_difference(clean["statistics"], start),
+            # The targets do matter to the step.
+            "trainable_target_difference": largest_difference(
+                clean["trainable"], mirrored["trainable"]
+            ),
+        }
+    replicas, single = runs["replicas"][1]["target"], runs["single"][1]["target"]
+    report["statistics_replicas_vs_single"] = max(
+        (compare(a, b) for a, b in zip(replicas["statistics"], single["statistics"], strict=True)),
+        key=lambda c: c["max_rel"],
+    )
+    return report
 
 
 def main():
@@ -316,12 +453,15 @@ def main():
         report["gather"] = gather_report()
     if "fit" in parts:
         report["fit"] = fit_report()
+    if "bn-state" in parts:
+        report["bn_state"] = batch_norm_state_report()
     if "naive" in parts:
         from keras_pid_ssl.losses import base
 
         base.gather_replicas = lambda z: z
         report["naive"] = {
-            f"{name}/training": gradient_report(name, "training", data) for name in LOSSES
+            f"{name}/training": gradient_report(name, "training", data)
+            for name in ("barlow_twins", "vicreg", "pid")
         }
     with open(out_path, "w") as f:
         json.dump(report, f, indent=1)

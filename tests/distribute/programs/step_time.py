@@ -84,7 +84,7 @@ def main():
         for _ in range(2)
     ]
     dataset = (
-        tf.data.Dataset.from_tensor_slices((views[0], views[1], target))
+        tf.data.Dataset.from_tensor_slices({"view1": views[0], "view2": views[1], "target": target})
         .batch(GLOBAL_BATCH, drop_remainder=True)
         .cache()
     )

@@ -103,7 +103,9 @@ def test_dataset_yields_the_refreshed_labels_after_a_refresh():
     two_views = kps.data.ssl_dataset(
         images, augment=keras.layers.Rescaling(1.0), batch_size=16, pseudo_labels=refresh.labels
     )
-    view1, _, labels = next(iter(two_views.as_numpy_iterator()))
+    batch = next(iter(two_views.as_numpy_iterator()))
+    assert set(batch) == {"view1", "view2", "label"}
+    view1, labels = batch["view1"], batch["label"]
     np.testing.assert_array_equal(labels, new_labels[np.rint(view1[:, 0, 0, 0] * 255).astype(int)])
 
 

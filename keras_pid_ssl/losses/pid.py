@@ -229,7 +229,7 @@ class PIDLoss(SSLLoss):
         ratio is that of the global batch.
         """
         z = ops.stop_gradient(ops.stack([z1, z2]))
-        t = ops.stop_gradient(t)
+        t = ops.stop_gradient(ops.convert_to_tensor(t))
 
         def part(names):
             return lambda z: sum(self.terms(z[0], z[1], t)[name] for name in names)

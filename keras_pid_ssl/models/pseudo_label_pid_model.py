@@ -34,7 +34,8 @@ class PseudoLabelPIDModel(PIDModel):
             may be omitted when `loss` is a `PseudoLabelPIDLoss`.
         loss: a `PIDLoss` (its base, invariance weight, PID weights and units
             are used) or a `PseudoLabelPIDLoss`.
-        joint_hidden_dims: hidden widths of the joint head's MLP.
+        joint_hidden_dims: hidden widths of the joint head's MLP (default
+            `(512,)`; with a `PseudoLabelPIDLoss`, the loss's).
         track_gradient_ratio: compute `pid_grad_ratio`.
 
     Example:
@@ -63,16 +64,27 @@ class PseudoLabelPIDModel(PIDModel):
         projector,
         num_clusters=None,
         loss=None,
-        joint_hidden_dims=(512,),
+        joint_hidden_dims=None,
         track_gradient_ratio=True,
         **kwargs,
     ):
-        kwargs.pop("target_momentum", None)
+        if kwargs.pop("target_momentum", 0.0):
+            raise ValueError(
+                "A pseudo-label target needs no target network: PseudoLabelPIDModel takes "
+                "no `target_momentum` (or 0)."
+            )
         if isinstance(loss, PseudoLabelPIDLoss):
             if num_clusters not in (None, loss.num_clusters):
                 raise ValueError(
                     f"`num_clusters`={num_clusters!r} differs from the loss's "
                     f"num_clusters={loss.num_clusters}; pass one of them."
+                )
+            if joint_hidden_dims is not None and (
+                tuple(joint_hidden_dims) != loss.heads.joint_hidden_dims
+            ):
+                raise ValueError(
+                    f"`joint_hidden_dims`={tuple(joint_hidden_dims)} differs from the "
+                    f"loss's {loss.heads.joint_hidden_dims}; set it on the loss only."
                 )
         else:
             if num_clusters is None:
@@ -80,7 +92,7 @@ class PseudoLabelPIDModel(PIDModel):
                     "`num_clusters` is required unless `loss` is a PseudoLabelPIDLoss."
                 )
             loss = PseudoLabelPIDLoss.from_pid_loss(
-                PIDLoss() if loss is None else loss, num_clusters, joint_hidden_dims
+                PIDLoss() if loss is None else loss, num_clusters, joint_hidden_dims or (512,)
             )
         super().__init__(
             encoder, projector, loss=loss, track_gradient_ratio=track_gradient_ratio, **kwargs

@@ -178,3 +178,19 @@ def test_model_round_trips_with_heads_and_pseudo_label_state(tmp_path):
     )
     assert from_preset.heads.num_classes == 4
     assert from_preset.ssl_loss.pid_coefficients["w_syn"] == 1.0
+
+
+def test_arguments_the_pseudo_label_model_cannot_honour_are_refused():
+    loss = kps.losses.PseudoLabelPIDLoss(num_clusters=K, joint_hidden_dims=(8,))
+    with pytest.raises(ValueError, match="needs no target network"):
+        kps.models.PseudoLabelPIDModel(
+            tiny_encoder(), tiny_projector(), num_clusters=K, target_momentum=0.99
+        )
+    with pytest.raises(ValueError, match=r"`joint_hidden_dims`=\(16,\) differs"):
+        kps.models.PseudoLabelPIDModel(
+            tiny_encoder(), tiny_projector(), loss=loss, joint_hidden_dims=(16,)
+        )
+    with pytest.raises(ValueError, match="`num_clusters`=5 differs"):
+        kps.models.PseudoLabelPIDModel(tiny_encoder(), tiny_projector(), num_clusters=5, loss=loss)
+    model = kps.models.PseudoLabelPIDModel(tiny_encoder(), tiny_projector(), loss=loss)
+    assert model.num_clusters == K and model.heads.joint_hidden_dims == (8,)

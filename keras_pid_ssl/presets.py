@@ -82,7 +82,7 @@ def pid_ssl(
     """A `PIDModel` on a Barlow Twins or VICReg base (docs/spec.md, section 3 defaults).
 
     Train it with `kps.callbacks.PIDProtocol(epochs)` for the warm-up ->
-    transition -> PID schedule, on `(view1, view2, target_view)` batches.
+    transition -> PID schedule, on `{"view1", "view2", "target"}` batches.
 
     Example:
 

@@ -462,7 +462,7 @@ def pretrain(
 ):
     """Pretrains a backbone with `method` and exports it. Returns the summary dict.
 
-    Flags of `recipes/pretrain_cifar.py` map one to one onto these arguments;
+    Most arguments are flags of `recipes/pretrain_cifar.py` of the same name;
     see its `--help` for each. `lr` is the base learning rate per 256 images
     (scaled linearly by the global `batch_size`); `batch_size` is global
     (split over the replicas of `strategy`). A run with the same

@@ -1,7 +1,7 @@
 """PID atoms of a discrete target, estimated through classifier heads.
 
-For a discrete target T (e.g. the k-means pseudo-label of an image, SPEC
-section 5) the Gaussian estimators do not apply. A classifier q(t | z)
+For a discrete target T (e.g. the k-means pseudo-label of an image,
+docs/spec.md, section 5) the Gaussian estimators do not apply. A classifier q(t | z)
 gives the variational lower bound of Barber & Agakov (2003):
 
     I(T; Z) = H(T) - H(T | Z) >= H(T) - CE,   CE = E[-log q(T | Z)]

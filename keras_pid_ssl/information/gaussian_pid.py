@@ -1,4 +1,4 @@
-"""Gaussian PID estimators from batch statistics (SPEC section 2).
+"""Gaussian PID estimators from batch statistics (docs/spec.md, section 2).
 
 Partial information decomposition (Williams & Beer 2010) of the joint mutual
 information I(T; Z1, Z2) between two sources Z1, Z2 and a target T, with the
@@ -194,8 +194,8 @@ def per_dimension_pid(z1, z2, t, epsilon=1e-5, delta=1e-4):
     r_lo = ops.where(first_is_stronger, r2, r1)
     single_max = ops.square(r_hi)
     joint_r2 = single_max + ops.square(r_lo - r_hi * r12) / (1.0 - ops.square(r12))
-    # The SPEC clip [max(r1^2, r2^2), (1 - delta)^2]: the ceiling is the single
-    # correlations' ceiling squared in the same float32 arithmetic, and the floor
+    # The clip of docs/spec.md, section 2, [max(r1^2, r2^2), (1 - delta)^2]: the
+    # ceiling is the single correlations' ceiling squared in the same float32 arithmetic, and the floor
     # applied last so that I12 >= max(I1, I2) survives rounding.
     joint_r2 = ops.maximum(ops.minimum(joint_r2, ops.square(bound)), single_max)
     # I = -1/2 ln(1 - R^2) for Gaussians; log1p is accurate for small R^2.

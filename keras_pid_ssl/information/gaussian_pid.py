@@ -195,8 +195,9 @@ def per_dimension_pid(z1, z2, t, epsilon=1e-5, delta=1e-4):
     single_max = ops.square(r_hi)
     joint_r2 = single_max + ops.square(r_lo - r_hi * r12) / (1.0 - ops.square(r12))
     # The clip of docs/spec.md, section 2, [max(r1^2, r2^2), (1 - delta)^2]: the
-    # ceiling is the single correlations' ceiling squared in the same float32 arithmetic, and the floor
-    # applied last so that I12 >= max(I1, I2) survives rounding.
+    # ceiling is the single correlations' ceiling squared in the same float32
+    # arithmetic, and the floor applied last so that I12 >= max(I1, I2)
+    # survives rounding.
     joint_r2 = ops.maximum(ops.minimum(joint_r2, ops.square(bound)), single_max)
     # I = -1/2 ln(1 - R^2) for Gaussians; log1p is accurate for small R^2.
     i1 = -0.5 * ops.log1p(-r1_sq)

@@ -42,6 +42,21 @@ flags.DEFINE_integer("warmup_epochs", 10, "Learning-rate warm-up epochs.")
 flags.DEFINE_list(
     "projector_dims", ["2048", "2048", "2048"], "Projector widths; the last is the embedding."
 )
+
+
+def _is_width(text):
+    try:
+        return int(text) >= 1
+    except ValueError:
+        return False
+
+
+flags.register_validator(
+    "projector_dims",
+    lambda dims: bool(dims) and all(_is_width(d) for d in dims),
+    message="--projector_dims takes comma-separated positive ints, the last being the "
+    "embedding width, e.g. --projector_dims=2048,2048,2048",
+)
 flags.DEFINE_enum("base", "barlow_twins", ["barlow_twins", "vicreg"], "PID: base loss.")
 flags.DEFINE_float("invariance_weight", 1.0, "PID: multiplier of the base's invariance term.")
 flags.DEFINE_float("w_joint", 0.0, "PID: joint-information weight.")

@@ -160,8 +160,10 @@ class PIDModel(SSLModel):
             self.grad_ratio_tracker.update_state(self.ssl_loss.gradient_ratio(z1, z2, t))
         if training and self.target_encoder is not None:
             self._update_target_network()
+        embeddings = (z1, z2) if self.ssl_loss.target_kind == "label" else (z1, z2, t)
+        loss = self.nan_guard(terms["loss"] + self._regularization_loss(), *embeddings)
         # Every replica computed the global-batch loss: see kps.distribute.
-        return scale_loss_for_replicas(terms["loss"] + self._regularization_loss())
+        return scale_loss_for_replicas(loss)
 
     def get_config(self):
         config = super().get_config()

@@ -1,5 +1,7 @@
 """`SSLModel`: an encoder and a projector trained by a two-view SSL loss."""
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -26,7 +28,12 @@ class SSLModel(keras.Model):
     and VICReg code (batch norm statistics are per view).
 
     Every term of the loss is reported as a metric (`fit`'s history and
-    progress bar show e.g. `invariance` and `redundancy_reduction`).
+    progress bar show e.g. `invariance` and `redundancy_reduction`). The
+    loss is NaN whenever an embedding is not finite (`nan_guard`), so
+    `keras.callbacks.TerminateOnNaN` stops a diverged run on every backend.
+    Every batch needs at least 2 images (batch statistics): `fit` refuses a
+    `tf.data.Dataset` of unknown batch size (batch it with
+    `drop_remainder=True`) and arrays whose last batch would hold one image.
     `model(images)` and `model.predict(images)` return projector embeddings
     of a batch of images; `model(batch)` on a dict of views returns a dict of
     embeddings; `model.encoder` is the backbone to take downstream.
@@ -148,8 +155,62 @@ class SSLModel(keras.Model):
                 '(e.g. {"view1": ..., "view2": ...}) and no `y`. Received y of type '
                 f"{type(y).__name__}."
             )
+        if isinstance(x, (tuple, list)):
+            raise ValueError(
+                f"{type(self).__name__}.fit takes batches of named views as `x`, a dict "
+                f"with keys {list(self.view_keys)} (of arrays, or a dataset yielding such "
+                f"dicts); received a {type(x).__name__}. Pass e.g. "
+                '{"view1": views1, "view2": views2}.'
+            )
         self._check_first_batch(x)
+        self._check_batch_sizes(x, kwargs)
         return super().fit(x, *args, **kwargs)
+
+    def _check_batch_sizes(self, x, kwargs):
+        # Batch statistics need >= 2 images per batch. A last batch of one
+        # image would train silently on TensorFlow (an unknown batch dimension
+        # hides it) and fail mid-epoch on JAX and PyTorch: refuse it up front.
+        name = type(self).__name__
+        if hasattr(x, "take") and hasattr(x, "element_spec"):  # tf.data.Dataset
+            spec = x.element_spec
+            if not isinstance(spec, dict):
+                return
+            for key, view in sorted(spec.items()):
+                shape = tuple(getattr(view, "shape", ()) or ())
+                if key != "label" and len(shape) == 4 and shape[0] is None:
+                    raise ValueError(
+                        f"{name}.fit needs datasets whose batches all have one known size: "
+                        f"view {key!r} has an unknown batch dimension (element_spec shape "
+                        f"{shape}), so a last, smaller batch may hold a single image, which "
+                        "batch statistics cannot use (it would train silently on "
+                        "TensorFlow and fail mid-epoch on JAX and PyTorch). Batch the "
+                        "dataset with .batch(batch_size, drop_remainder=True) "
+                        "(kps.data.ssl_dataset does by default)."
+                    )
+            return
+        if not isinstance(x, dict) or not x:
+            return
+        sizes = {len(value) for value in x.values() if hasattr(value, "__len__")}
+        if len(sizes) != 1:
+            return  # Keras names inconsistent sizes itself.
+        (count,) = sizes
+        split = kwargs.get("validation_split") or 0.0
+        # Keras trains on the first ceil(count * (1 - validation_split)) rows.
+        count = int(math.ceil(count * (1.0 - split))) if split else count
+        batch_size = kwargs.get("batch_size") or 32  # Keras's default
+        if count < 2:
+            raise ValueError(
+                f"{name}.fit received {count} image(s) to train on; batch statistics need "
+                "at least 2 images per batch. Pass more images."
+            )
+        if count % batch_size == 1:
+            suggestion = next(b for b in range(batch_size - 1, 1, -1) if count % b != 1)
+            raise ValueError(
+                f"{name}.fit: {count} images with batch_size={batch_size} leave a last batch "
+                f"of 1 image ({count} = {count // batch_size} x {batch_size} + 1), which "
+                "batch statistics cannot use. Pass a batch_size that leaves a remainder "
+                f"of 0 or at least 2 (e.g. batch_size={suggestion}), or drop one image."
+            )
 
     def _check_first_batch(self, x):
         if self.input_range is None:
@@ -214,8 +275,23 @@ class SSLModel(keras.Model):
         z1, z2 = self.embeddings(x, y_pred, training)
         terms = self.ssl_loss.terms(z1, z2)
         self._update_trackers(terms)
+        loss = self.nan_guard(terms["loss"] + self._regularization_loss(), z1, z2)
         # Every replica computed the global-batch loss: see kps.distribute.
-        return scale_loss_for_replicas(terms["loss"] + self._regularization_loss())
+        return scale_loss_for_replicas(loss)
+
+    def nan_guard(self, loss, *embeddings):
+        """`loss`, or NaN when it or any of `embeddings` holds a NaN or infinity.
+
+        A loss can stay finite while its inputs are not (e.g. a clipped or
+        masked statistic), so the weights turn NaN while the logged loss does
+        not, and `keras.callbacks.TerminateOnNaN` never fires. This check runs
+        on device, inside the compiled step of every backend, for the cost of
+        one `isfinite` over the embeddings.
+        """
+        finite = ops.all(ops.isfinite(loss))
+        for z in embeddings:
+            finite = ops.logical_and(finite, ops.all(ops.isfinite(z)))
+        return ops.where(finite, loss, ops.full_like(loss, float("nan")))
 
     def get_config(self):
         config = super().get_config()

@@ -45,6 +45,11 @@ from keras_pid_ssl.utils.validation import check_non_negative
 from keras_pid_ssl.utils.validation import check_positive
 from keras_pid_ssl.utils.validation import check_projector_dims
 
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None
+
 BACKBONES = ("resnet18", "resnet34", "resnet50", "small_convnet")
 OPTIMIZERS = ("lars", "sgd", "adamw")
 # PID targets: the target view through the same network ("clean"), through an
@@ -219,90 +224,98 @@ def write_atomically(path, text):
     os.replace(tmp, path)
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunLock:
-    """A lock file, `<output_dir>/.lock`, holding the PID and host of its owner.
+    """An exclusive lock on `<output_dir>/.lock`, which names its owner's PID and host.
 
-    `acquire()` raises a `RuntimeError` naming the folder and the other PID
-    while that process lives; a lock left by a dead process on this host is
-    taken over with a warning. `release()` removes the file.
+    The lock is a `flock` on the file, so the kernel releases it when its
+    process dies however it dies (`kill -9`, a preempted container), also
+    for a process that comes back with the same PID. `acquire()` raises a
+    `RuntimeError` naming the folder and the owner while another process
+    holds it; a lock file left by a dead run is taken over with a warning.
+    `release()` removes the file. Where `fcntl` does not exist (Windows),
+    runs are not locked.
     """
 
     def __init__(self, output_dir):
         self.output_dir = os.fspath(output_dir)
         self.path = os.path.join(self.output_dir, ".lock")
         self.owner = {"pid": os.getpid(), "host": socket.gethostname()}
+        self.fd = None
 
-    def _create(self):
+    @staticmethod
+    def _read(fd):
+        os.lseek(fd, 0, os.SEEK_SET)
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(self.owner))
-        return True
+            return json.loads(os.read(fd, 4096).decode() or "{}")
+        except ValueError:
+            return {}
 
     def acquire(self):
+        if fcntl is None:
+            return self
         for _ in range(3):
-            if self._create():
-                return self
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                with open(self.path) as f:
-                    other = json.loads(f.read() or "{}")
-            except FileNotFoundError:
-                continue  # released meanwhile
-            except (OSError, ValueError):
-                other = {}
-            pid, host = other.get("pid"), other.get("host")
-            if isinstance(pid, int) and (host != self.owner["host"] or _pid_alive(pid)):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = self._read(fd)
+                os.close(fd)
                 raise RuntimeError(
-                    f"The output folder {self.output_dir} is in use by process {pid} on host "
-                    f"{host} (lock file {self.path}). Two runs on one folder would mix their "
-                    "records: wait for it to end, stop it, or use another `output_dir`. If "
-                    "that process no longer exists, delete the lock file."
+                    f"The output folder {self.output_dir} is in use by process "
+                    f"{other.get('pid')} on host {other.get('host')} (lock file {self.path}). "
+                    "Two runs on one folder would mix their records: wait for it to end, "
+                    "stop it, or use another `output_dir`."
+                ) from None
+            try:
+                same_file = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same_file = False
+            if not same_file:  # released and removed while we opened it: try again
+                os.close(fd)
+                continue
+            previous = self._read(fd)
+            if previous.get("pid") is not None and previous != self.owner:
+                warnings.warn(
+                    f"Taking over the stale lock {self.path} of process {previous.get('pid')} "
+                    f"on host {previous.get('host')}, which ended without releasing it (a "
+                    "killed run); resuming in this folder.",
+                    stacklevel=3,
                 )
-            warnings.warn(
-                f"Taking over the stale lock {self.path} of process {pid}, which no longer "
-                "exists (a killed run); resuming in this folder.",
-                stacklevel=3,
-            )
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.path)
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(self.owner).encode())
+            os.fsync(fd)
+            self.fd = fd
+            return self
         raise RuntimeError(f"Could not take the lock {self.path}; another process keeps taking it.")
 
     def release(self):
-        try:
-            with open(self.path) as f:
-                mine = json.loads(f.read() or "{}") == self.owner
-        except (OSError, ValueError):
+        if self.fd is None:
             return
-        if mine:
+        # Removed while still held, so no other process can lock this file's inode.
+        with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
 
 
 def _normalised(config):
     return json.loads(json.dumps(config, default=str))
 
 
-def check_stored_config(output_dir, config, allow_config_change=False):
-    """Stores `config` in `run_config.json`, or checks it against the stored one.
+def check_stored_config(output_dir, config, allow_config_change=False, compare=True, store=True):
+    """Checks `config` against the stored `run_config.json`, then stores it.
 
     Differences (arguments outside `RESUME_FREE_ARGUMENTS`, present in both)
     raise a `ValueError` naming each, unless `allow_config_change`, which
-    warns and stores the new configuration.
+    warns. `compare=False` (nothing has trained in `output_dir` yet, e.g. an
+    earlier attempt failed while loading data) skips the check; `store=False`
+    leaves the stored file as it is (a finished run).
     """
     path = os.path.join(output_dir, "run_config.json")
     config = _normalised(config)
-    if os.path.exists(path):
+    if compare and os.path.exists(path):
         try:
             with open(path) as f:
                 stored = json.load(f)
@@ -317,20 +330,22 @@ def check_stored_config(output_dir, config, allow_config_change=False):
             if key not in RESUME_FREE_ARGUMENTS and stored[key] != config[key]
         ]
         if not differences:
-            return
+            store = False
         listed = "; ".join(differences)
-        if not allow_config_change:
+        if differences and not allow_config_change:
             raise ValueError(
                 f"The run in {output_dir} was started with another configuration ({listed}). "
                 "Resuming it with these settings would mix two runs. Use the stored settings, "
                 "a new `output_dir`, or `allow_config_change=True` to resume anyway."
             )
-        warnings.warn(
-            f"Resuming the run in {output_dir} with a changed configuration ({listed}), "
-            "as `allow_config_change=True` asks.",
-            stacklevel=3,
-        )
-    write_atomically(path, json.dumps(config, indent=2))
+        if differences:
+            warnings.warn(
+                f"Resuming the run in {output_dir} with a changed configuration ({listed}), "
+                "as `allow_config_change=True` asks.",
+                stacklevel=3,
+            )
+    if store:
+        write_atomically(path, json.dumps(config, indent=2))
 
 
 def finished_summary(output_dir, epochs):
@@ -368,9 +383,19 @@ def trim_history(path, epochs_done):
     header, rows = lines[0], lines[1:]
     column = header.index("epoch")
     by_epoch = {}
-    for row in rows:
+    for number, row in enumerate(rows):
+        whole = len(row) == len(header) and row[column].isdigit()
+        if not whole and number < len(rows) - 1:
+            # A kill can cut only the last row: another malformed row means the
+            # columns changed between runs, and dropping it would lose an epoch.
+            raise ValueError(
+                f"{path}: row {number + 2} has {len(row)} fields where the header has "
+                f"{len(header)} ({header}). The logged metrics changed between runs on this "
+                "folder (other callbacks or settings); resume with the original settings, "
+                "or move the file away."
+            )
         # A row cut by a kill has fewer fields (or a cut epoch number): dropped.
-        if len(row) == len(header) and row[column].isdigit() and int(row[column]) < epochs_done:
+        if whole and int(row[column]) < epochs_done:
             by_epoch[int(row[column])] = row
     kept = [by_epoch[e] for e in sorted(by_epoch)]
     if kept != rows:
@@ -512,8 +537,14 @@ def pretrain(
     lock = RunLock(output_dir)
     lock.acquire()
     try:
-        check_stored_config(output_dir, config, allow_config_change)
         finished = finished_summary(output_dir, epochs)
+        backup_dir = os.path.join(output_dir, "backup")
+        trained = finished is not None or (
+            os.path.isdir(backup_dir) and any(os.scandir(backup_dir))
+        )
+        check_stored_config(
+            output_dir, config, allow_config_change, compare=trained, store=finished is None
+        )
         if finished is not None:
             warnings.warn(
                 f"The run in {output_dir} is already finished ({epochs} epochs, see its "

@@ -166,15 +166,25 @@ def test_kill_between_history_row_and_backup_then_resume(
     )
 
 
+HOLD_LOCK = """
+import sys, time
+import keras_pid_ssl as kps
+kps.training.RunLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
 def test_second_process_on_the_folder_is_refused_and_a_dead_ones_lock_taken_over(
     tiny_fashion_mnist, tmp_path
 ):
     run = tmp_path / "run"
     os.makedirs(run)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True
+    )
     try:
-        with open(run / ".lock", "w") as f:
-            json.dump({"pid": other.pid, "host": socket.gethostname()}, f)
+        assert other.stdout.readline().strip() == "locked"
         with pytest.raises(
             RuntimeError, match=rf"{re.escape(str(run))} is in use by process {other.pid}"
         ):
@@ -182,14 +192,19 @@ def test_second_process_on_the_folder_is_refused_and_a_dead_ones_lock_taken_over
         # Nothing was written into the other run's folder.
         assert sorted(os.listdir(run)) == [".lock"]
     finally:
-        other.kill()
+        other.kill()  # SIGKILL: the kernel releases its lock; the file stays behind
         other.wait()
     lock = kps.training.RunLock(run)
     with pytest.warns(UserWarning, match=f"stale lock .* process {other.pid}"):
         lock.acquire()
     with open(run / ".lock") as f:
         assert json.load(f)["pid"] == os.getpid()
+    # A process that comes back with a recorded PID (e.g. PID 1 in a container)
+    # is not refused by its own old lock file.
     lock.release()
+    with open(run / ".lock", "w") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+    kps.training.RunLock(run).acquire().release()
     assert not os.path.exists(run / ".lock")
 
 
@@ -209,6 +224,19 @@ def test_resume_with_another_configuration_is_refused_unless_allowed(
     # data_dir, verbose and export may change between calls.
     with pytest.warns(UserWarning, match="already finished"):
         _pretrain(run, tiny_fashion_mnist, verbose=2, export=True)
+    # A finished run keeps its stored configuration, even when a change is allowed.
+    before = _read(run / "run_config.json")
+    with pytest.warns(UserWarning, match="already finished"):
+        _pretrain(run, tiny_fashion_mnist, seed=1, allow_config_change=True)
+    assert _read(run / "run_config.json") == before
+    # A folder where nothing trained (an attempt that failed early) takes a new one.
+    fresh = tmp_path / "fresh"
+    os.makedirs(fresh)
+    with open(fresh / "run_config.json", "wb") as f:
+        f.write(before)
+    kps.training.check_stored_config(str(fresh), {"seed": 5}, compare=False)
+    with open(fresh / "run_config.json") as f:
+        assert json.load(f) == {"seed": 5}
     with open(run / "run_config.json") as f:
         stored = json.load(f)
     with pytest.warns(UserWarning, match=r"changed configuration \(seed: stored 0, now 1\)"):
@@ -227,3 +255,9 @@ def test_history_trim_keeps_each_backed_up_epoch_once(tmp_path):
     assert _read(path) == b"epoch,loss\n0,1.5\n1,1.0\n"
     kps.training.trim_history(path, 5)  # nothing to drop: the file is left as it is
     assert _read(path) == b"epoch,loss\n0,1.5\n1,1.0\n"
+    # Rows with other columns than the header (metrics changed between runs)
+    # are refused, not dropped as if a kill had cut them.
+    with open(path, "w") as f:
+        f.write("epoch,loss\n0,1.5,0.3\n1,1.0,0.2\n")
+    with pytest.raises(ValueError, match=r"row 2 has 3 fields where the header has 2"):
+        kps.training.trim_history(path, 2)

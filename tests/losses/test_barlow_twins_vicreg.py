@@ -18,7 +18,7 @@ def numpy_barlow_twins(z1, z2, lambd, inv_weight=1.0, scale=1.0, eps=1e-5):
     return scale * (inv_weight * on + lambd * off), scale * inv_weight * on, scale * lambd * off
 
 
-def numpy_vicreg(x, y, sim=25.0, std=25.0, cov=1.0, eps=1e-4):
+def numpy_vicreg(x, y, sim=25.0, std=25.0, cov=1.0, eps=1e-4, gamma=1.0):
     # Official code (facebookresearch/vicreg main_vicreg.py, VICReg.forward).
     n, d = x.shape
     repr_loss = ((x - y) ** 2).mean()
@@ -26,7 +26,7 @@ def numpy_vicreg(x, y, sim=25.0, std=25.0, cov=1.0, eps=1e-4):
     y = y - y.mean(0)
     std_x = np.sqrt(x.var(0, ddof=1) + eps)
     std_y = np.sqrt(y.var(0, ddof=1) + eps)
-    std_loss = np.maximum(0, 1 - std_x).mean() / 2 + np.maximum(0, 1 - std_y).mean() / 2
+    std_loss = np.maximum(0, gamma - std_x).mean() / 2 + np.maximum(0, gamma - std_y).mean() / 2
     cov_x = x.T @ x / (n - 1)
     cov_y = y.T @ y / (n - 1)
     off = lambda m: m[~np.eye(d, dtype=bool)]  # noqa: E731
@@ -119,3 +119,126 @@ def test_non_numeric_embeddings_are_named():
     for loss in (kps.losses.BarlowTwinsLoss(), kps.losses.VICRegLoss()):
         with pytest.raises(ValueError, match="expects numeric inputs; input 1 has dtype bool"):
             loss.terms(z, z)
+
+
+# Tests added for the mutation run (docs/testing.md): each names what it kills.
+
+
+def test_barlow_twins_defaults_are_the_papers_coefficients():
+    """Kills a changed default lambda (e.g. the official code's 0.0051), scale,
+    invariance weight or epsilon: the default loss equals the NumPy reference
+    with lambda = 5e-3, weights 1 and epsilon 1e-5, on columns whose variance
+    (1e-4) makes epsilon matter."""
+    z1, z2 = _pair(scale=0.01)
+    terms = {k: float(v) for k, v in kps.losses.BarlowTwinsLoss().terms(z1, z2).items()}
+    total, on, off = numpy_barlow_twins(z1.astype("float64"), z2.astype("float64"), 5e-3)
+    np.testing.assert_allclose(terms["invariance"], on, rtol=1e-4)
+    np.testing.assert_allclose(terms["redundancy_reduction"], off, rtol=1e-4)
+    np.testing.assert_allclose(terms["loss"], total, rtol=1e-4)
+    # The off-diagonal term is large enough for a 2% change of lambda to show.
+    assert off > 1e-2 * total
+
+
+def test_barlow_twins_terms_are_linear_in_their_own_weight_only():
+    """Kills a weight applied to the wrong term or not at all."""
+    z1, z2 = _pair()
+    base = {k: float(v) for k, v in kps.losses.BarlowTwinsLoss().terms(z1, z2).items()}
+    for kwargs, scaled, fixed in [
+        ({"lambda_offdiag": 2 * 5e-3}, "redundancy_reduction", "invariance"),
+        ({"invariance_weight": 3.0}, "invariance", "redundancy_reduction"),
+    ]:
+        terms = kps.losses.BarlowTwinsLoss(**kwargs).terms(z1, z2)
+        factor = 2.0 if "lambda_offdiag" in kwargs else 3.0
+        np.testing.assert_allclose(float(terms[scaled]), factor * base[scaled], rtol=1e-5)
+        np.testing.assert_allclose(float(terms[fixed]), base[fixed], rtol=1e-6)
+
+
+def test_vicreg_defaults_are_the_papers_coefficients():
+    """Kills a changed default (25, 25, 1, epsilon 1e-4, gamma 1): columns of
+    standard deviation 0.01 make epsilon and gamma matter."""
+    z1, z2 = _pair(scale=0.01)
+    terms = {k: float(v) for k, v in kps.losses.VICRegLoss().terms(z1, z2).items()}
+    total, inv, var, cov = numpy_vicreg(z1.astype("float64"), z2.astype("float64"))
+    np.testing.assert_allclose(terms["invariance"], inv, rtol=1e-4)
+    np.testing.assert_allclose(terms["variance"], var, rtol=1e-4)
+    np.testing.assert_allclose(terms["covariance"], cov, rtol=1e-3, atol=1e-12)
+    np.testing.assert_allclose(terms["loss"], total, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        {"invariance_weight": 2.0},
+        {"variance_weight": 3.0},
+        {"covariance_weight": 5.0},
+        {"gamma": 2.0},
+        {"epsilon": 0.5},
+    ],
+)
+def test_vicreg_every_coefficient_reaches_its_term(weights):
+    """Kills a coefficient that is stored but not used, or used in another term."""
+    z1, z2 = _pair(scale=0.6)
+    names = {
+        "invariance_weight": "sim",
+        "variance_weight": "std",
+        "covariance_weight": "cov",
+        "epsilon": "eps",
+        "gamma": "gamma",
+    }
+    reference = numpy_vicreg(
+        z1.astype("float64"), z2.astype("float64"), **{names[k]: v for k, v in weights.items()}
+    )
+    terms = kps.losses.VICRegLoss(**weights).terms(z1, z2)
+    for name, expected in zip(("loss", "invariance", "variance", "covariance"), reference):
+        np.testing.assert_allclose(float(terms[name]), expected, rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "loss_cls,config",
+    [
+        (
+            kps.losses.BarlowTwinsLoss,
+            {"lambda_offdiag": 0.02, "invariance_weight": 0.5, "scale": 0.024, "epsilon": 1e-3},
+        ),
+        (
+            kps.losses.VICRegLoss,
+            {
+                "invariance_weight": 10.0,
+                "variance_weight": 15.0,
+                "covariance_weight": 2.0,
+                "epsilon": 1e-3,
+                "gamma": 0.5,
+            },
+        ),
+    ],
+)
+def test_every_argument_survives_the_config_round_trip(loss_cls, config):
+    """Kills a key dropped from or mistyped in get_config."""
+    loss = loss_cls(**config)
+    saved = keras.saving.serialize_keras_object(loss)
+    restored = keras.saving.deserialize_keras_object(saved)
+    for name, value in config.items():
+        assert loss.get_config()[name] == value, name
+        assert getattr(restored, name) == value, name
+    z1, z2 = _pair(scale=0.3)
+    np.testing.assert_allclose(float(restored(z1, z2)), float(loss(z1, z2)), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "loss_cls,name,value",
+    [
+        (kps.losses.BarlowTwinsLoss, "lambda_offdiag", -1.0),
+        (kps.losses.BarlowTwinsLoss, "invariance_weight", -1.0),
+        (kps.losses.BarlowTwinsLoss, "scale", 0.0),
+        (kps.losses.BarlowTwinsLoss, "epsilon", 0.0),
+        (kps.losses.VICRegLoss, "invariance_weight", -1.0),
+        (kps.losses.VICRegLoss, "variance_weight", -1.0),
+        (kps.losses.VICRegLoss, "covariance_weight", -1.0),
+        (kps.losses.VICRegLoss, "epsilon", 0.0),
+        (kps.losses.VICRegLoss, "gamma", 0.0),
+    ],
+)
+def test_every_bad_coefficient_is_refused_by_name(loss_cls, name, value):
+    """Kills a check dropped, given another argument or another name."""
+    with pytest.raises(ValueError, match=rf"`{name}`.*{value!r}"):
+        loss_cls(**{name: value})

@@ -704,6 +704,16 @@ def pretrain(
                 *extra_callbacks,
             ]
             history = model.fit(ssl_data, epochs=epochs, callbacks=run_callbacks, verbose=verbose)
+        losses = history.history.get("loss", [])
+        if losses and not math.isfinite(losses[-1]):
+            found = backup.latest()
+            kept = "no backup" if found is None else f"the backup of epoch {found[1]['epoch']}"
+            raise FloatingPointError(
+                f"Training diverged: the loss of epoch {history.epoch[-1]} is {losses[-1]} and "
+                "TerminateOnNaN stopped the run. Nothing was exported; "
+                f"{kept} in {os.path.join(output_dir, 'backup')} is intact. Lower `lr`, use "
+                "`mixed_precision=None`, or check the data, then rerun to resume."
+            )
 
         model.save(os.path.join(output_dir, "model.keras"))
         model.encoder.save(os.path.join(output_dir, "backbone.keras"))

@@ -271,6 +271,15 @@ def gaussian_mutual_information(a, b, epsilon=1e-5, ridge=1e-4):
     check_embeddings("gaussian_mutual_information", b)
     _check_same_batch("gaussian_mutual_information", a=a, b=b)
     a, b = ops.cast(a, "float32"), ops.cast(b, "float32")
+    (n, da), (_, db) = _static_dims(a), _static_dims(b)
+    d = None if da is None or db is None else da + db
+    _warn_small_batch(
+        "full (mutual information)",
+        n,
+        d,
+        None if d is None else 2 * d,
+        "N < 2D: the sample covariance of (A, B) is singular and the ridge decides I(A; B)",
+    )
     return _mutual_information([standardize(a, epsilon)], [standardize(b, epsilon)], ridge)
 
 

@@ -134,14 +134,21 @@ class PIDModel(SSLModel):
         """T: the stop-gradient target embedding, or the batch's pseudo-labels."""
         if self.ssl_loss.target_kind == "label":
             return batch["label"]
-        if self.target_encoder is None:
-            encoder, projector = self.encoder, self.projector
-        else:
-            encoder, projector = self.target_encoder, self.target_projector
-        state = encoder.non_trainable_variables + projector.non_trainable_variables
+        if self.target_encoder is not None:
+            # Not trainable: Keras runs its BatchNorm layers in inference mode,
+            # so the target pass changes none of its variables.
+            features = self.target_encoder(batch["target"], training=training)
+            return ops.stop_gradient(self.target_projector(features, training=training))
+        # The online network: put back the float state the pass changes
+        # (BatchNorm moving statistics), not its random generators' states.
+        state = [
+            variable
+            for variable in self.encoder.non_trainable_variables
+            + self.projector.non_trainable_variables
+            if "float" in str(variable.dtype)
+        ]
         saved = [ops.copy(variable.value) for variable in state]
-        features = encoder(batch["target"], training=training)
-        embedding = projector(features, training=training)
+        embedding = self._embed(batch["target"], training)
         for variable, value in zip(state, saved, strict=True):
             variable.assign(value)
         return ops.stop_gradient(embedding)

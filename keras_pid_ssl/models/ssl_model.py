@@ -174,7 +174,11 @@ class SSLModel(keras.Model):
         if hasattr(x, "take") and hasattr(x, "element_spec"):  # tf.data.Dataset
             spec = x.element_spec
             if not isinstance(spec, dict):
-                return
+                raise ValueError(
+                    f"{name}.fit expects a dataset of dicts of views with keys "
+                    f"{list(self.view_keys)}; this one yields {spec}. Build it with "
+                    "kps.data.ssl_dataset, or map its elements to such dicts."
+                )
             for key, view in sorted(spec.items()):
                 shape = tuple(getattr(view, "shape", ()) or ())
                 if key != "label" and len(shape) == 4 and shape[0] is None:

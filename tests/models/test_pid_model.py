@@ -108,7 +108,7 @@ def _one_sgd_step(model, batch, weights):
     return [_numpy(w) for w in model.trainable_weights]
 
 
-class _ConstantTarget(kps.PIDModel):
+class ConstantTargetPIDModel(kps.PIDModel):
     """A PIDModel whose target is a fixed array: no graph to the network at all."""
 
     constant = None
@@ -128,7 +128,7 @@ def test_gradient_wrt_the_network_equals_that_of_a_constant_target():
     start_trainable = [_numpy(w) for w in model.trainable_weights]
 
     def constant_target_step(constant):
-        reference = _ConstantTarget(
+        reference = ConstantTargetPIDModel(
             tiny_encoder(),
             tiny_projector(),
             loss=kps.losses.PIDLoss(w_joint=1.0, w_red=1.0, w_syn=1.0),

@@ -111,6 +111,12 @@ def test_single_view_batches_are_rejected():
     with pytest.raises(ValueError, match=r"keys \['view1', 'view2'\].*missing \['view2'\]"):
         model({"view1": v1})
     model.compile(optimizer="adam")
+    free = kps.SSLModel(
+        tiny_encoder(), tiny_projector(), kps.losses.BarlowTwinsLoss(), input_range=None
+    )
+    free.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"dataset of dicts of views with keys \['view1'"):
+        free.fit(view_dataset(v1, v1, batch_size=2).map(lambda b: (b["view1"], b["view2"])))
     with pytest.raises(ValueError, match="dicts of views"):
         model.fit(
             view_dataset(v1, v1, batch_size=2).map(lambda b: (b["view1"], b["view2"])), verbose=0

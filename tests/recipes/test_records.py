@@ -261,3 +261,11 @@ def test_history_trim_keeps_each_backed_up_epoch_once(tmp_path):
         f.write("epoch,loss\n0,1.5,0.3\n1,1.0,0.2\n")
     with pytest.raises(ValueError, match=r"row 2 has 3 fields where the header has 2"):
         kps.training.trim_history(path, 2)
+
+
+def test_a_diverged_run_exports_nothing_and_says_so(tiny_fashion_mnist, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match="Training diverged.*Nothing was exported"):
+        _pretrain(run, tiny_fashion_mnist, optimizer="sgd", lr=1e30, warmup_epochs=0)
+    assert not (run / "backbone.keras").exists() and not (run / "model.keras").exists()
+    assert not (run / "summary.json").exists()

@@ -260,11 +260,6 @@ def test_estimator_with_too_few_samples_warns(case):
         call()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gaussian_mutual_information does not warn for N < 2D yet (issue 17, item 5): "
-    "keras_pid_ssl/information/gaussian_pid.py needs _warn_small_batch there",
-)
 def test_mutual_information_with_too_few_samples_warns():
     # Independent noise, N=3 < D=8: the estimate is ~9 nats where the truth is 0.
     with pytest.warns(UserWarning, match="N=3"):

@@ -399,7 +399,9 @@ def batch_norm_state_report():
             for kind, target in targets.items():
                 model.set_weights(initial)
                 batch = dict(batch_for(model, data), target=target)
-                dataset = tf_data.data.Dataset.from_tensor_slices(batch).batch(GLOBAL_BATCH)
+                dataset = tf_data.data.Dataset.from_tensor_slices(batch).batch(
+                    GLOBAL_BATCH, drop_remainder=True
+                )
                 model.fit(dataset, epochs=1, verbose=0, shuffle=False)
                 results[kind] = {
                     "statistics": [np.asarray(w.numpy()) for w in statistics],

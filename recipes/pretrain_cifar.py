@@ -117,6 +117,12 @@ flags.DEFINE_bool(
     "Deterministic ops (TF op determinism; torch deterministic algorithms): "
     "the same --seed repeats the run. --nodeterministic may be faster on GPUs.",
 )
+flags.DEFINE_bool(
+    "allow_config_change",
+    False,
+    "Resume a run in --output_dir although its stored run_config.json differs from these "
+    "flags (the differences are printed).",
+)
 flags.DEFINE_integer("train_subset", None, "Use only the first N training images.")
 flags.DEFINE_integer(
     "probe_subset", 10000, "Images of the online probe's and kNN's train/test subsets."
@@ -165,6 +171,7 @@ def main(argv):
         train_subset=FLAGS.train_subset,
         probe_subset=FLAGS.probe_subset,
         knn_every=FLAGS.knn_every,
+        allow_config_change=FLAGS.allow_config_change,
     )
     print(json.dumps({k: summary[k] for k in ("final_metrics", "export", "wall_time_s")}, indent=2))
 

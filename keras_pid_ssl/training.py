@@ -336,7 +336,8 @@ def check_stored_config(output_dir, config, allow_config_change=False, compare=T
             raise ValueError(
                 f"The run in {output_dir} was started with another configuration ({listed}). "
                 "Resuming it with these settings would mix two runs. Use the stored settings, "
-                "a new `output_dir`, or `allow_config_change=True` to resume anyway."
+                "a new `output_dir`, or `allow_config_change=True` (the recipe's "
+                "--allow_config_change) to resume anyway."
             )
         if differences:
             warnings.warn(

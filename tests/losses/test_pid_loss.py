@@ -16,7 +16,9 @@ def numpy_per_dim(z1, z2, t, eps=1e-5, delta=1e-4):
     r1 = np.clip((u1 * ut).mean(0), -b, b)
     r2 = np.clip((u2 * ut).mean(0), -b, b)
     r12 = np.clip((u1 * u2).mean(0), -b, b)
-    joint = np.clip((r1**2 + r2**2 - 2 * r1 * r2 * r12) / (1 - r12**2), 0, b)
+    # Clipped to [max(r1^2, r2^2), (1 - delta)^2] (gaussian_pid.per_dimension_pid).
+    joint = (r1**2 + r2**2 - 2 * r1 * r2 * r12) / (1 - r12**2)
+    joint = np.maximum(np.minimum(joint, b**2), np.maximum(r1**2, r2**2))
     i1, i2, i12 = (-0.5 * np.log(1 - x) for x in (r1**2, r2**2, joint))
     return r1**2, r2**2, joint, i1, i2, i12
 
@@ -152,5 +154,97 @@ def test_pid_loss_rejects_bad_arguments():
         kps.losses.PIDLoss(units="bits")
     with pytest.raises(ValueError, match="w_syn"):
         kps.losses.PIDLoss(w_syn=-1.0)
-    with pytest.raises(ValueError, match="coefficient"):
+    with pytest.raises(ValueError, match=r"`coefficient`.*'alpha'"):
         kps.losses.PIDLoss().set_coefficients(alpha=1.0)
+
+
+# Tests added for the mutation run (docs/testing.md).
+
+
+def numpy_full_pid(z1, z2, t, eps=1e-5, ridge=1e-4):
+    """Whole-vector Gaussian MMI atoms (nats), as gaussian_pid(estimator="full") defines them:
+    I(T; B) = 1/2 [logdet S_T + logdet S_B - logdet S_TB] of the correlation
+    matrices plus ridge * I, each single source read twice, then the clamps
+    0 <= I_i <= I12."""
+
+    def std(z):
+        return (z - z.mean(0)) / np.sqrt(z.var(0) + eps)
+
+    def mi(a, b):
+        u = np.concatenate([a, b], axis=1)
+        s = u.T @ u / len(u) + ridge * np.eye(u.shape[1])
+        k = a.shape[1]
+        logdet = lambda m: np.linalg.slogdet(m)[1]  # noqa: E731
+        return 0.5 * (logdet(s[:k, :k]) + logdet(s[k:, k:]) - logdet(s))
+
+    u1, u2, ut = (std(np.asarray(x, np.float64)) for x in (z1, z2, t))
+    i1 = max(mi(ut, np.concatenate([u1, u1], axis=1)), 0.0)
+    i2 = max(mi(ut, np.concatenate([u2, u2], axis=1)), 0.0)
+    i12 = max(mi(ut, np.concatenate([u1, u2], axis=1)), i1, i2)
+    return i1, i2, i12
+
+
+def _synergistic(n=512, d=3, seed=3, scale=1.0):
+    """T = A + B: each view sees one part, better together; view 2 noisier."""
+    rng = np.random.default_rng(seed)
+    a, b, e1, e2 = rng.normal(size=(4, n, d))
+    z1, z2 = a + 0.5 * e1, b + 0.9 * e2
+    return tuple((scale * x).astype("float32") for x in (z1, z2, a + b))
+
+
+@pytest.mark.parametrize("units", ["r2", "nats"])
+def test_full_estimator_terms_match_a_numpy_reference(units):
+    """Kills the full estimator's branch taken for the wrong units, its R^2
+    conversion, min/max swapped, and the estimator or epsilon not passed on
+    (epsilon = 0.05 on columns of variance ~0.01 moves every atom)."""
+    z1, z2, t = _synergistic(scale=0.1)
+    eps = 0.05
+    i1, i2, i12 = numpy_full_pid(z1, z2, t, eps=eps)
+    red, syn = min(i1, i2), i12 - max(i1, i2)
+    assert i1 > i2 + 0.1 and syn > 0.1  # not degenerate: min, max and synergy all matter
+    if units == "r2":
+        r2 = {k: 1 - np.exp(-2 * v) for k, v in (("i1", i1), ("i2", i2), ("i12", i12))}
+        joint = 1 - r2["i12"]
+        red_u, syn_u = min(r2["i1"], r2["i2"]), r2["i12"] - max(r2["i1"], r2["i2"])
+    else:
+        joint, red_u, syn_u = -i12, red, syn
+    w = {"w_joint": 0.3, "w_red": 0.7, "w_syn": 1.1}
+    loss = kps.losses.PIDLoss(estimator="full", units=units, epsilon=eps, **w)
+    terms = {k: float(v) for k, v in loss.terms(z1, z2, t).items()}
+    expected = {
+        "joint_term": w["w_joint"] * joint,
+        "redundancy_term": w["w_red"] * red_u,
+        "synergy_term": -w["w_syn"] * syn_u,
+        "i1": i1,
+        "i2": i2,
+        "i12": i12,
+        "redundancy": red,
+        "synergy": syn,
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(terms[name], value, rtol=2e-3, atol=2e-5, err_msg=name)
+
+
+def test_diagonal_estimator_uses_the_losss_delta_and_epsilon():
+    """Kills delta or epsilon not passed to per_dimension_pid: correlations near
+    0.95 are clipped by delta = 0.2, and epsilon = 0.05 rescales columns of
+    variance ~0.01."""
+    rng = np.random.default_rng(4)
+    a, e1, e2 = rng.normal(size=(3, 256, 4))
+    z1, z2, t = ((0.1 * x).astype("float32") for x in (a + 0.3 * e1, a + 0.3 * e2, a))
+    delta, eps = 0.2, 0.05
+    loss = kps.losses.PIDLoss(w_joint=1.0, w_red=1.0, w_syn=1.0, delta=delta, epsilon=eps)
+    terms = loss.terms(z1, z2, t)
+    r1, r2, joint, i1, i2, i12 = numpy_per_dim(z1, z2, t, eps=eps, delta=delta)
+    expected = (1 - joint).sum() + np.minimum(r1, r2).sum() - (joint - np.maximum(r1, r2)).sum()
+    pid = float(terms["joint_term"] + terms["redundancy_term"] + terms["synergy_term"])
+    np.testing.assert_allclose(pid, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(float(terms["i12"]), i12.mean(), rtol=1e-4)
+
+
+def test_config_round_trip_keeps_estimator_epsilon_and_delta():
+    """Kills a field of get_config dropped or replaced."""
+    loss = kps.losses.PIDLoss(estimator="full", epsilon=1e-3, delta=0.01, units="nats")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    for name in ("estimator", "epsilon", "delta", "units"):
+        assert getattr(restored, name) == getattr(loss, name), name

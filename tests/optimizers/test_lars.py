@@ -139,10 +139,13 @@ def test_lars_trains_a_model_with_fit_and_round_trips_its_config():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(momentum=1.0), "momentum"),
-        (dict(weight_decay=-1.0), "weight_decay"),
-        (dict(eta=0.0), "eta"),
-        (dict(bias_and_norm_learning_rate_scale=-0.1), "bias_and_norm_learning_rate_scale"),
+        (dict(momentum=1.0), r"`momentum`.*1\.0"),
+        (dict(weight_decay=-1.0), r"`weight_decay`.*-1\.0"),
+        (dict(eta=0.0), r"`eta`.*0\.0"),
+        (
+            dict(bias_and_norm_learning_rate_scale=-0.1),
+            r"`bias_and_norm_learning_rate_scale`.*-0\.1",
+        ),
         # A negative rate was accepted and would ascend the loss.
         (dict(learning_rate=-1), r"`learning_rate` must be a finite positive number.*=-1"),
         (dict(learning_rate=0.0), "`learning_rate`"),
@@ -188,3 +191,82 @@ def test_lars_and_its_schedule_survive_a_keras_checkpoint(tmp_path):
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(saved), keras.ops.convert_to_numpy(loaded)
         )
+
+
+# Tests added for the mutation run (docs/testing.md).
+
+
+def _steps(optimizer, grads_seed=3, steps=3):
+    """Applies `steps` random gradients to make_variables(); returns variables and grads."""
+    variables, weights = make_variables()
+    rng = np.random.default_rng(grads_seed)
+    history = []
+    for _ in range(steps):
+        grads = [rng.normal(size=w.shape) for w in weights]
+        history.append(grads)
+        optimizer.apply(
+            [keras.ops.convert_to_tensor(g.astype("float32")) for g in grads], variables
+        )
+    return variables, weights, history
+
+
+def _to_numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _reference(weights, history, lr, **hyper):
+    momenta = [np.zeros_like(w) for w in weights]
+    for grads in history:
+        weights, momenta = reference_lars_step(weights, grads, momenta, lr, **hyper)
+    return weights
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, None])
+def test_lars_defaults_are_the_documented_ones(weight_decay):
+    """Kills a changed default rate (0.2), momentum (0.9), decay (0, also for
+    None) or eta (0.001), and another default name than "lars"."""
+    optimizer = kps.optimizers.LARS(weight_decay=weight_decay)
+    assert optimizer.name == "lars"
+    variables, weights, history = _steps(optimizer)
+    expected = _reference(
+        weights, history, 0.2, momentum=0.9, weight_decay=0.0, eta=0.001, exclude=True
+    )
+    for variable, value in zip(variables, expected, strict=True):
+        np.testing.assert_allclose(_to_numpy(variable), value, rtol=1e-4, atol=1e-7)
+
+
+def test_base_optimizer_arguments_reach_the_base_class():
+    """Kills **kwargs or name not passed on: global_clipnorm clips the gradients
+    before the LARS step, and both survive get_config."""
+    optimizer = kps.optimizers.LARS(learning_rate=0.3, global_clipnorm=1.0, name="my_lars")
+    assert optimizer.get_config()["global_clipnorm"] == 1.0
+    assert optimizer.get_config()["name"] == "my_lars"
+    variables, weights, history = _steps(optimizer, steps=1)
+    (grads,) = history
+    norm = np.sqrt(sum(np.sum(g**2) for g in grads))
+    assert norm > 2.0  # the clip is active
+    clipped = [[g / norm for g in grads]]
+    expected = _reference(
+        weights, clipped, 0.3, momentum=0.9, weight_decay=0.0, eta=0.001, exclude=True
+    )
+    for variable, value in zip(variables, expected, strict=True):
+        np.testing.assert_allclose(_to_numpy(variable), value, rtol=1e-4, atol=1e-7)
+
+
+def test_config_round_trip_keeps_every_lars_argument():
+    """Kills momentum, eta, exclude_bias_and_norm or the 1-D rate scale dropped
+    from get_config (non-default values for all)."""
+    optimizer = kps.optimizers.LARS(
+        learning_rate=0.1,
+        momentum=0.5,
+        weight_decay=1e-3,
+        eta=0.02,
+        exclude_bias_and_norm=False,
+        bias_and_norm_learning_rate_scale=0.3,
+    )
+    clone = kps.optimizers.LARS.from_config(optimizer.get_config())
+    assert clone.momentum == 0.5
+    assert clone.weight_decay == 1e-3
+    assert clone.eta == 0.02
+    assert clone.exclude_bias_and_norm is False
+    assert clone.bias_and_norm_learning_rate_scale == 0.3

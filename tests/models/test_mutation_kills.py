@@ -14,6 +14,7 @@ from conftest import make_views
 from conftest import tiny_encoder
 from conftest import tiny_projector
 from conftest import view_batch
+from conftest import view_dataset
 from keras_pid_ssl.information import ATOM_NAMES
 
 
@@ -202,3 +203,14 @@ def test_config_round_trip_keeps_input_range_and_gradient_ratio_tracking():
     assert restored.input_range == (-1.0, 1.0)
     ssl = _ssl_model(input_range=None)
     assert kps.SSLModel.from_config(ssl.get_config()).input_range is None
+
+
+@pytest.mark.parametrize("kind", ["ssl", "pid"])
+def test_fit_refuses_a_dataset_of_unknown_batch_size_naming_the_model(kind):
+    """Kills the tf.data check skipped, or the message naming another class."""
+    views = make_views(n=20, num_views=3)
+    model, name = (_ssl_model(), "SSLModel") if kind == "ssl" else (_pid_model(), "PIDModel")
+    dataset = view_dataset(*(views[:2] if kind == "ssl" else views), drop_remainder=False)
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=rf"^{name}\.fit needs datasets whose batches all have"):
+        model.fit(dataset, epochs=1, verbose=0)

@@ -1,6 +1,7 @@
 """PID atoms of backbone features on a fixed held-out batch, once an epoch."""
 
 import csv
+import math
 import os
 
 import keras
@@ -127,6 +128,9 @@ class PIDMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            return  # a diverged epoch: no atoms of NaN features (TerminateOnNaN stops the run)
         atoms = self.compute_atoms()
         self.history = [row for row in self.history if row["epoch"] != epoch + 1]
         self.history.append(dict(epoch=epoch + 1, **atoms))

@@ -8,6 +8,7 @@ subset_indices.json (the labelled subset) into --output_dir, and for
 --dataset=image_folder the class map class_names.json, reused by later runs.
 """
 
+import eval_flags
 from absl import app
 from absl import flags
 
@@ -15,26 +16,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string(
     "backbone_path", None, "The .keras backbone of a pretraining run.", required=True
 )
-flags.DEFINE_enum(
-    "dataset",
-    "cifar10",
-    ["cifar10", "cifar100", "stl10", "fashion_mnist", "image_folder"],
-    "Dataset (image_folder: --data_dir holds train/<class>/* and test/<class>/*).",
-)
-flags.DEFINE_string("data_dir", None, "Data folder.")
-flags.DEFINE_enum(
-    "resize_method",
-    None,
-    ["pad", "resize"],
-    "How images reach the backbone's input size: zero padding or bilinear resizing "
-    "(default: pad for fashion_mnist, resize otherwise).",
-)
-flags.DEFINE_string(
-    "class_names",
-    None,
-    "image_folder only: a class_names.json (class names indexed by label) to label every "
-    "split with (default: the one in the output folder, else the train split's classes).",
-)
+eval_flags.define_data_flags()
 flags.DEFINE_string("output_dir", "runs/finetune", "Output folder.")
 flags.DEFINE_float(
     "label_fraction", 1.0, "Fraction of labelled training images (stratified, seeded)."

@@ -7,31 +7,13 @@ Prints top-1 / top-5 on the test split and writes linear_eval.json (and, for
 --dataset=image_folder, the class map class_names.json, reused by later runs).
 """
 
+import eval_flags
 from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone_path", None, "SavedModel folder or .keras file.", required=True)
-flags.DEFINE_enum(
-    "dataset",
-    "cifar10",
-    ["cifar10", "cifar100", "stl10", "fashion_mnist", "image_folder"],
-    "Dataset (image_folder: --data_dir holds train/<class>/* and test/<class>/*).",
-)
-flags.DEFINE_string("data_dir", None, "Data folder.")
-flags.DEFINE_enum(
-    "resize_method",
-    None,
-    ["pad", "resize"],
-    "How images reach the backbone's input size: zero padding or bilinear resizing "
-    "(default: pad for fashion_mnist, resize otherwise).",
-)
-flags.DEFINE_string(
-    "class_names",
-    None,
-    "image_folder only: a class_names.json (class names indexed by label) to label every "
-    "split with (default: the one in the output folder, else the train split's classes).",
-)
+eval_flags.define_data_flags()
 flags.DEFINE_string(
     "output_dir", None, "Where to write linear_eval.json (default: next to the backbone)."
 )

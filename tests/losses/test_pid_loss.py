@@ -248,3 +248,61 @@ def test_config_round_trip_keeps_estimator_epsilon_and_delta():
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     for name in ("estimator", "epsilon", "delta", "units"):
         assert getattr(restored, name) == getattr(loss, name), name
+
+
+def test_defaults_are_the_documented_pilot_setting():
+    """Kills a changed default coefficient, units, estimator, epsilon or delta,
+    and coefficient variables that are not the named, non-trainable float32
+    scalars PIDProtocol moves."""
+    loss = kps.losses.PIDLoss()
+    expected = {"invariance_weight": 1.0, "w_joint": 0.0, "w_red": 0.0, "w_syn": 1.0}
+    assert loss.pid_coefficients == expected
+    config = loss.get_config()
+    assert (config["units"], config["estimator"]) == ("r2", "diagonal")
+    assert (config["epsilon"], config["delta"]) == (1e-5, 1e-4)
+    assert isinstance(loss.base, kps.losses.BarlowTwinsLoss)
+    for name, variable in loss.coefficients.items():
+        assert variable.name == name
+        assert float(variable) == expected[name]
+        assert not variable.trainable and tuple(variable.shape) == ()
+        assert keras.backend.standardize_dtype(variable.dtype) == "float32"
+
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        ({"units": "bits"}, r"`units` must be one of \['nats', 'r2'\]. Received: units='bits'"),
+        ({"estimator": "knn"}, r"`estimator` must be one of \['diagonal', 'full'\]"),
+        ({"epsilon": 0.0}, r"`epsilon`.*epsilon=0\.0"),
+        ({"delta": 1.0}, r"`delta` must be in \(0, 1\)\. Received: delta=1\.0"),
+        ({"w_joint": -0.5}, r"`w_joint`.*w_joint=-0\.5"),
+    ],
+)
+def test_every_bad_argument_is_refused_by_name(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        kps.losses.PIDLoss(**kwargs)
+
+
+def test_embeddings_of_the_wrong_rank_are_refused_naming_the_loss():
+    z = np.ones((4, 3, 2), "float32")
+    with pytest.raises(ValueError, match=r"^`PIDLoss` expects inputs of shape \(batch_size, dim\)"):
+        kps.losses.PIDLoss().terms(z, z, z)
+
+
+def test_gradient_ratio_is_the_ratio_of_the_gradient_norms():
+    """||d(PID terms)/d(z1, z2)|| / ||d(base)/d(z1, z2)||, from the terms'
+    gradients taken here: kills a ratio of other norms, of squared norms, a
+    wrong floor, and one view's embedding used for both."""
+    z1, z2, t = (keras.ops.convert_to_tensor(x) for x in _embeddings())
+    loss = kps.losses.PIDLoss(w_joint=0.2, w_red=0.3, w_syn=1.0)
+    z = keras.ops.stack([z1, z2])
+
+    def part(names):
+        return lambda z: sum(loss.terms(z[0], z[1], t)[name] for name in names)
+
+    pid = np.asarray(gradient(part(loss.pid_term_names), z), np.float64)
+    base = np.asarray(gradient(part(loss.base.term_names), z), np.float64)
+    # The two views' gradients differ: a ratio of one view's twice would show.
+    assert np.abs(pid[0] - pid[1]).max() > 1e-3
+    expected = np.sqrt((pid**2).sum()) / np.sqrt((base**2).sum())
+    np.testing.assert_allclose(float(loss.gradient_ratio(z1, z2, t)), expected, rtol=1e-4)

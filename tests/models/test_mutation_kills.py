@@ -214,3 +214,29 @@ def test_fit_refuses_a_dataset_of_unknown_batch_size_naming_the_model(kind):
     model.compile(optimizer="sgd")
     with pytest.raises(ValueError, match=rf"^{name}\.fit needs datasets whose batches all have"):
         model.fit(dataset, epochs=1, verbose=0)
+
+
+def test_pid_model_defaults_and_constructor_refusals():
+    """Kills the default loss not made, keyword arguments not passed to
+    SSLModel, a target network built for momentum 0, and refusals that lose
+    their argument name or their advice."""
+    model = kps.PIDModel(tiny_encoder(), tiny_projector(), name="my_pid")
+    assert model.name == "my_pid"
+    assert isinstance(model.ssl_loss, kps.losses.PIDLoss)
+    assert model.ssl_loss.pid_coefficients == kps.losses.PIDLoss().pid_coefficients
+    assert model.target_encoder is None and model.target_projector is None
+    with pytest.raises(
+        ValueError,
+        match=r"^`PIDModel` needs a kps\.losses\.PIDLoss \(it uses the target view\)\. "
+        r"Received: loss=<BarlowTwinsLoss.*Use SSLModel for a two-view loss\.",
+    ):
+        kps.PIDModel(tiny_encoder(), tiny_projector(), loss=kps.losses.BarlowTwinsLoss())
+    with pytest.raises(ValueError, match=r"`target_momentum` must be in \[0, 1\).*=1\.0"):
+        kps.PIDModel(tiny_encoder(), tiny_projector(), target_momentum=1.0)
+    labels = kps.losses.PseudoLabelPIDLoss(num_clusters=3, joint_hidden_dims=(8,))
+    with pytest.raises(
+        ValueError,
+        match=r"^A pseudo-label target needs no target network: `target_momentum` must be 0 "
+        r"with PseudoLabelPIDLoss\. Received: target_momentum=0\.5",
+    ):
+        kps.PIDModel(tiny_encoder(), tiny_projector(), loss=labels, target_momentum=0.5)

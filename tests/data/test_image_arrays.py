@@ -43,7 +43,10 @@ def test_pad_to_a_smaller_size_is_refused_with_options_that_exist():
     for recipe in ("linear_eval.py", "finetune.py"):
         assert f"recipes/{recipe}" in message
         with open(os.path.join(ROOT, "recipes", recipe)) as f:
-            assert '"resize_method"' in f.read()
+            assert "eval_flags.define_data_flags()" in f.read()
+    # Both recipes define their data flags there, --resize_method among them.
+    with open(os.path.join(ROOT, "recipes", "eval_flags.py")) as f:
+        assert '"resize_method"' in f.read()
 
 
 def test_prepare_images_pad_refuses_to_shrink_and_resize_does():

@@ -206,3 +206,22 @@ def test_labels_that_are_not_a_vector_are_refused_with_the_fix():
         r"kps\.data\.ssl_dataset\(\.\.\., pseudo_labels=refresh\.labels\)\.",
     ):
         _loss().terms(z1, z2, labels[:, None])
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_no_term_but_the_estimator_reaches_any_head_weight(index):
+    """d(loss - estimator_term)/d(w) = 0 for every kernel and bias of the three
+    heads: kills any head evaluated unfrozen by the PID or supervision terms."""
+    z1, z2, labels = _data()
+    loss = _loss(w_joint=5.0, w_red=5.0, w_syn=5.0, alpha=1.0)
+    weight = loss.heads.trainable_variables[index]
+
+    def rest(w):
+        mapping = [(weight, w)]
+        with keras.StatelessScope(state_mapping=mapping):
+            terms = loss.terms(z1, z2, labels)
+        # + 0 * sum(w): torch refuses the gradient of a value that ignores w.
+        return terms["loss"] - terms["estimator_term"] + 0.0 * keras.ops.sum(w)
+
+    grad = keras.ops.convert_to_numpy(gradient(rest, weight.value))
+    np.testing.assert_array_equal(grad, 0.0)

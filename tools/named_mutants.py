@@ -99,9 +99,9 @@ MUTANTS = [
     (
         "pid_model: target pass in inference mode",
         MODELS + "pid_model.py",
-        'features = encoder(batch["target"], training=training)',
-        'features = encoder(batch["target"], training=False)',
-        ["tests/models/test_pid_model.py", "tests/models/test_mutation_kills.py"],
+        'embedding = self._embed(batch["target"], training)',
+        'embedding = self._embed(batch["target"], False)',
+        ["tests/models/test_pid_model.py", "tests/models/test_model_mutants.py"],
     ),
     (
         "pid_model: EMA update without (1 - m)",
@@ -233,7 +233,7 @@ MUTANTS = [
         MODELS + "ssl_model.py",
         'return scale_loss_for_replicas(terms["loss"] + self._regularization_loss())',
         'return scale_loss_for_replicas(terms["loss"])',
-        ["tests/models/test_ssl_model.py", "tests/models/test_mutation_kills.py"],
+        ["tests/models/test_ssl_model.py", "tests/models/test_model_mutants.py"],
     ),
     (
         "ssl_model: fit skips the first-batch check",

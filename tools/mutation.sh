@@ -51,11 +51,12 @@ for module in "${modules[@]}"; do
 done
 
 if [[ "${MUTATION_FRESH:-0}" == 1 ]]; then rm -rf mutants; fi
-echo "backend=$KERAS_BACKEND jobs=$jobs cpus=$(nproc) load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "backend=$KERAS_BACKEND jobs=$jobs cpus=$(getconf _NPROCESSORS_ONLN) load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "python $(python -c 'import platform; print(platform.python_version())'), $(mutmut --version)"
 
 start=$(date +%s)
-mkdir -p mutants
+# mutmut copies also_copy files without creating their folders.
+mkdir -p mutants/tools
 # The full log (progress lines, then one line per mutant) stays in mutants/.
 mutmut run --max-children "$jobs" "${selected[@]}" 2>&1 | tr '\r' '\n' >mutants/run.log || true
 grep -a "mutations/second" mutants/run.log || { tail -n 30 mutants/run.log; exit 1; }

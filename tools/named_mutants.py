@@ -186,6 +186,13 @@ MUTANTS = [
     ),
     # Information estimators.
     (
+        "gaussian_pid: small-batch warning points past the caller",
+        INFO + "gaussian_pid.py",
+        "        stacklevel=3,\n",
+        "        stacklevel=4,\n",
+        ["tests/information/test_information_mutants.py"],
+    ),
+    (
         "gaussian_pid: correlations not clipped",
         INFO + "gaussian_pid.py",
         "r1 = ops.clip(ops.mean(u1 * ut, axis=0), -bound, bound)",

@@ -5,6 +5,7 @@ with the argument's name in backticks and the received value; warnings with
 their full reason and the caller's file; shapes against the documented ones.
 """
 
+import os
 import warnings
 
 import keras
@@ -129,7 +130,10 @@ def test_small_batch_warnings_give_reason_threshold_and_caller(call, n, d, messa
     stacklevel that does not point at the caller."""
     (warning,) = _warning(lambda: call(_normal(n, d, seed=n)))
     assert str(warning.message) == message
-    assert warning.filename == __file__
+    # Under mutmut every function is wrapped in a trampoline, two frames deeper:
+    # there tools/named_mutants.py checks the stacklevel instead.
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        assert warning.filename == __file__
     # One more sample and the full estimators are quiet (the threshold is 2 D).
     if "full" in message:
         assert _warning(lambda: call(_normal(n + 1, d, seed=n))) == []

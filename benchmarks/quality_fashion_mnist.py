@@ -1,79 +1,143 @@
-"""Linear-evaluation accuracy on the real Fashion-MNIST: PID vs Barlow Twins vs VICReg.
+"""Learning quality on the real Fashion-MNIST: PID vs Barlow Twins vs VICReg, with floors.
 
-Every method gets the same budget (backbone, projector, epochs, batch,
-optimizer, training images: flags below, documented in the output). Each run
-is `kps.training.pretrain` (what `recipes/pretrain_cifar.py` runs, with its
-online linear probe and kNN monitor) followed by
-`kps.evaluation.linear_eval` on the run's `backbone.keras` (logistic
-regression on standardised frozen features of the first `--eval_train_subset`
-training images, top-1/top-5 on the first `--eval_test_subset` test images).
+The protocol (benchmarks/README.md, "Quality protocol"):
 
-Floors, through the same `linear_eval`:
-  * `random_init`: the same backbone architecture, randomly initialised
-    (`kps.training.build_backbone` under the run's seed), not trained;
-  * `raw_pixels`: a `Flatten` "backbone", i.e. logistic regression on the
-    standardised raw pixels (deterministic: one run).
+  * Splits. A fixed, seeded, class-stratified 10% of the 60,000 training
+    images is the validation split (`--val_fraction`, `--split_seed`); the
+    other 90% is the pool. Both are written as idx files into
+    `<runs_dir>/data/<key>/{validation,test}/`: `train` is the pool in both,
+    `t10k` is the validation split in `validation/` and the real test split
+    in `test/`. Pretraining reads `validation/` (its online monitors score
+    the validation split), so no run ever sees a test image; it pretrains on
+    the first `--train_subset` pool images.
+  * Selection. Every choice of setting is made on validation
+    (`sweep_pid.py`: PID's levers, among them the PID terms' weight set so
+    `pid_grad_ratio` reaches a target, and Barlow Twins' / VICReg's lambda,
+    with the same number of candidates per method times the same learning
+    rates). This script evaluates on validation unless `--final`.
+  * `--final` evaluates on the test split: each final configuration
+    (method, setting, seed, code, budget) is read once; the result is
+    cached and every test read is logged in `<runs_dir>/test_reads.jsonl`.
+  * Evaluation of every run (and of the floors), on frozen backbone
+    features of the pretraining images (the labelled bank) and of the
+    evaluation split: linear probe (standardised logistic regression, as
+    `kps.evaluation.linear_eval`) with 1%, 10% and 100% of the bank's labels
+    (class-stratified, seeded by the run's seed:
+    `kps.evaluation.stratified_subset`); weighted cosine kNN with k=20 and
+    k=200 over the whole bank (`KNNMonitor`'s classifier); fine-tuning
+    with 1% of the labels (`kps.evaluation.finetune`, same subset).
+  * Floors: logistic regression (and kNN) on raw pixels, and a randomly
+    initialised encoder of the same architecture, through the same
+    evaluation, on the same splits and label subsets.
+  * Report: mean ± sample std over seeds per metric; paired differences
+    PID - baseline per seed with a 95% t-interval; whether every method
+    beats both floors by at least 2 points on the 10%-label probe.
+  * Cache. A pretraining run lives in `<runs_dir>/pretrain/<method>/<key>/`,
+    `key` = hash of the package's source (`keras_pid_ssl/**/*.py`), the full
+    `kps.training.pretrain` arguments, the split, the library versions and
+    the backend; an evaluation's key adds this benchmark's own source and
+    the evaluation settings. A run made by other code is never reused: it
+    is reported as stale and a new run is made. The git commit is recorded.
 
-Runs go to `--runs_dir/<tag>/seed<k>/`; a finished run (its `result.json`
-with the same configuration) is reused, so an interrupted benchmark
-continues where it stopped. Seeds are interleaved across methods (all methods
-at seed 0, then seed 1, ...) so a partial run is still balanced. Writes
-`results/fashion_mnist.md`, `results/fashion_mnist.json` (per-run numbers)
-and `results/fashion_mnist_probe.png` (online-probe accuracy vs epoch, mean
-and spread over seeds, from each run's `summary.json` `probe_history`).
+Usage:
 
-Usage (see benchmarks/README.md):
-
-    KERAS_BACKEND=tensorflow python benchmarks/quality_fashion_mnist.py --seeds=3
+    KERAS_BACKEND=tensorflow python benchmarks/sweep_pid.py        # select on validation
+    KERAS_BACKEND=tensorflow python benchmarks/quality_fashion_mnist.py \\
+        --selected=results/tuning.json --final                      # test, once
+    KERAS_BACKEND=tensorflow python benchmarks/quality_fashion_mnist.py --smoke
 """
 
 import argparse
+import copy
 import json
 import os
-import shutil
+import sys
 import time
 
 import _common
 
 METHODS = ("pid", "barlow_twins", "vicreg")
-FLOORS = ("random_init", "raw_pixels")
-LABELS = {
-    "pid": "PID (default preset)",
-    "barlow_twins": "Barlow Twins",
-    "vicreg": "VICReg",
-    "random_init": "floor: random-init encoder",
+FLOORS = ("raw_pixels", "random_init")
+FLOOR_LABELS = {
     "raw_pixels": "floor: raw pixels",
+    "random_init": "floor: random-init encoder",
 }
-# Arguments of kps.training.pretrain that a sweep may override for PID.
-PID_OPTIONS = (
-    "units",
-    "w_joint",
-    "w_red",
-    "w_syn",
-    "invariance_weight",
-    "target_momentum",
-    "target_view",
-    "base",
-    "pid_warmup_epochs",
-    "pid_transition_epochs",
+BENCHMARK_SOURCES = ("_common.py", "quality_fashion_mnist.py")
+
+# Candidate settings per method, by name. `overrides`: extra
+# `kps.training.pretrain` arguments; `loss_attributes`: loss coefficients
+# pretrain has no argument for (set by `_common.loss_attribute_callback`);
+# `grad_ratio_target`: PID's synergy weight is set to
+# `target / r`, `r` the last-epoch `pid_grad_ratio` of the default PID run of
+# the same seed and learning rate (its PID terms at weight 1), so the PID
+# terms' gradient is about `target` times the base loss's.
+LEVERS = {
+    "pid": {
+        "default": {"about": "the `pid` preset (w_syn=1)"},
+        "ratio_0.3": {"grad_ratio_target": 0.3, "about": "w_syn set for pid_grad_ratio ~ 0.3"},
+        "ratio_1.0": {"grad_ratio_target": 1.0, "about": "w_syn set for pid_grad_ratio ~ 1.0"},
+        "syn_2": {"overrides": {"w_syn": 2.0}, "about": "w_syn=2"},
+        "inv_0.5": {"overrides": {"invariance_weight": 0.5}, "about": "invariance weight 0.5"},
+        "red_0.5": {"overrides": {"w_red": 0.5}, "about": "also penalise redundancy"},
+        "weak_target": {"overrides": {"target_view": "weak"}, "about": "flip-augmented target"},
+    },
+    "barlow_twins": {
+        "lambda_2.5e-3": {"loss_attributes": {"lambda_offdiag": 2.5e-3}, "about": "lambda 2.5e-3"},
+        "default": {"about": "the paper's lambda 5e-3"},
+        "lambda_1e-2": {"loss_attributes": {"lambda_offdiag": 1e-2}, "about": "lambda 1e-2"},
+        "lambda_2e-2": {"loss_attributes": {"lambda_offdiag": 2e-2}, "about": "lambda 2e-2"},
+    },
+    "vicreg": {
+        "inv_10": {"loss_attributes": {"invariance_weight": 10.0}, "about": "lambda (inv.) 10"},
+        "default": {"about": "the paper's lambda = mu = 25, nu = 1"},
+        "inv_50": {"loss_attributes": {"invariance_weight": 50.0}, "about": "lambda (inv.) 50"},
+        "inv_100": {"loss_attributes": {"invariance_weight": 100.0}, "about": "lambda 100"},
+    },
+}
+# The default tuning grid: the same number of settings for every method.
+DEFAULT_LEVERS = {
+    "pid": ("default", "ratio_0.3", "ratio_1.0"),
+    "barlow_twins": ("lambda_2.5e-3", "default", "lambda_1e-2"),
+    "vicreg": ("inv_10", "default", "inv_50"),
+}
+SMOKE_LEVERS = {
+    "pid": ("default", "ratio_1.0"),
+    "barlow_twins": ("default", "lambda_1e-2"),
+    "vicreg": ("default", "inv_50"),
+}
+SMOKE_FLAGS = dict(
+    epochs=1,
+    batch_size=128,
+    warmup_epochs=0,
+    projector_dims="32,32",
+    train_subset=256,
+    probe_subset=128,
+    eval_images=300,
+    finetune_epochs=1,
+    seeds=2,
+    verbose=0,
 )
 
 
+# Flags ------------------------------------------------------------------------------
+
+
 def add_budget_flags(parser):
-    """The flags that fix the budget (shared with `sweep_pid.py`)."""
+    """The flags that fix the budget and the protocol (shared with `sweep_pid.py`)."""
     parser.add_argument(
         "--backbone",
         default="small_convnet",
         choices=("small_convnet", "resnet18", "resnet34", "resnet50"),
     )
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--image_size", type=int, default=28, help="Images are resized to it.")
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--optimizer", default="adamw", choices=("adamw", "lars", "sgd"))
     parser.add_argument(
         "--lr",
         type=float,
         default=None,
-        help="Base LR per 256 images (default: the optimizer's in kps.training).",
+        help="Base LR per 256 images of untuned runs (default: the optimizer's in kps.training).",
     )
     parser.add_argument("--warmup_epochs", type=int, default=1, help="Learning-rate warm-up.")
     parser.add_argument("--projector_dims", default="512,512")
@@ -81,53 +145,78 @@ def add_budget_flags(parser):
         "--train_subset",
         type=int,
         default=10000,
-        help="Pretrain on the first N training images (0: all 60,000).",
+        help="Pretrain on the first N pool images (0: the whole pool); they are the "
+        "labelled bank of the evaluation.",
     )
+    parser.add_argument("--probe_subset", type=int, default=2000, help="Online monitor images.")
     parser.add_argument(
-        "--probe_subset",
-        type=int,
-        default=2000,
-        help="Images of the online probe's / kNN's train and test subsets.",
+        "--monitor_size", type=int, default=0, help="PID: PIDMonitor batch (0: off)."
     )
+    parser.add_argument("--val_fraction", type=float, default=0.1)
+    parser.add_argument("--split_seed", type=int, default=0)
     parser.add_argument(
-        "--knn_every",
-        type=int,
-        default=0,
-        help="kNN monitor every N epochs (0: only at the last epoch).",
-    )
-    parser.add_argument(
-        "--monitor_size",
+        "--eval_images",
         type=int,
         default=0,
-        help="PID runs: images of the PIDMonitor batch (0: off, saves time).",
+        help="Evaluate on the first N validation / test images (0: all).",
     )
-    parser.add_argument(
-        "--eval_train_subset",
-        type=int,
-        default=None,
-        help="Linear eval: first N training images (default: --train_subset).",
-    )
-    parser.add_argument(
-        "--eval_test_subset",
-        type=int,
-        default=10000,
-        help="Linear eval: first N test images (0: all 10,000).",
-    )
-    parser.add_argument("--seeds", type=int, default=3, help="Seeds 0..N-1 per method.")
+    parser.add_argument("--label_fractions", default="0.01,0.1,1")
+    parser.add_argument("--knn_k", default="20,200")
+    parser.add_argument("--finetune_fraction", type=float, default=0.01)
+    parser.add_argument("--finetune_epochs", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds 0..N-1.")
     parser.add_argument(
         "--runs_dir",
         default=os.path.join(_common.REPO_ROOT, "runs", "benchmarks"),
-        help="Where runs (checkpoints, summaries) go; git-ignored.",
+        help="Runs, split data and caches (git-ignored).",
     )
-    parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity.")
+    parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity.")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="The whole protocol on tiny subsets (1 epoch, few images), into <runs_dir>/smoke.",
+    )
     return parser
 
 
+def apply_smoke(args):
+    """Tiny settings for `--smoke` (in place); runs and reports go to `<runs_dir>/smoke`."""
+    if not args.smoke:
+        return args
+    for name, value in SMOKE_FLAGS.items():
+        setattr(args, name, value)
+    args.runs_dir = os.path.join(args.runs_dir, "smoke")
+    return args
+
+
+def fractions(text):
+    return [float(f) for f in text.split(",") if f]
+
+
+def percent(fraction):
+    return f"{100 * fraction:g}%"
+
+
+def metric_names(args):
+    """The evaluation's metrics, in report order."""
+    return (
+        [f"linear_{percent(f)}" for f in fractions(args.label_fractions)]
+        + [f"knn_k{int(k)}" for k in args.knn_k.split(",") if k]
+        + [f"finetune_{percent(args.finetune_fraction)}"]
+    )
+
+
+def headline_metric(args):
+    """The 10%-label linear probe: the floors' test and the sweep's selection metric."""
+    return f"linear_{percent(0.1)}"
+
+
 def budget(args):
-    """The configuration every method shares (recorded with each result)."""
+    """Everything a run's result depends on besides method, setting and seed."""
     return {
         "dataset": "fashion_mnist",
         "backbone": args.backbone,
+        "image_size": args.image_size,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "optimizer": args.optimizer,
@@ -136,328 +225,642 @@ def budget(args):
         "projector_dims": [int(d) for d in args.projector_dims.split(",")],
         "train_subset": args.train_subset or None,
         "probe_subset": args.probe_subset,
-        "knn_every": args.knn_every or args.epochs,
         "monitor_size": args.monitor_size,
-        "eval_train_subset": args.eval_train_subset or args.train_subset or None,
-        "eval_test_subset": args.eval_test_subset or None,
+        "val_fraction": args.val_fraction,
+        "split_seed": args.split_seed,
+        "eval_images": args.eval_images or None,
+        "label_fractions": fractions(args.label_fractions),
+        "knn_k": [int(k) for k in args.knn_k.split(",") if k],
+        "finetune_fraction": args.finetune_fraction,
+        "finetune_epochs": args.finetune_epochs,
     }
 
 
-def budget_text(args):
-    b = budget(args)
-    images = b["train_subset"] or 60000
-    steps = images // b["batch_size"]
-    return (
-        f"Budget (identical for every method): backbone `{b['backbone']}`, projector "
-        f"{'-'.join(map(str, b['projector_dims']))}, {b['epochs']} epochs over the first "
-        f"{images:,} Fashion-MNIST training images ({steps} steps of batch {b['batch_size']} per "
-        f"epoch), optimizer `{b['optimizer']}` (base LR "
-        f"{b['lr'] if b['lr'] is not None else 'default'} per 256 images, {b['warmup_epochs']} "
-        f"warm-up epoch(s), cosine decay), `grayscale` augmentation preset. PID uses the default "
-        "protocol of `kps.training.pretrain` (`PIDProtocol`: warm-up and transition of "
-        "round(0.1 x epochs) epochs each). Linear evaluation: `kps.evaluation.linear_eval` "
-        f"(L-BFGS logistic regression, C=1, on standardised frozen features of the first "
-        f"{b['eval_train_subset'] or 60000:,} training images; top-1 on the first "
-        f"{b['eval_test_subset'] or 10000:,} test images). Online probe and kNN: "
-        f"{b['probe_subset']:,} training / {b['probe_subset']:,} test images."
-    )
-
-
-def _load_cached(run_dir, config):
-    path = os.path.join(run_dir, "result.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        result = json.load(f)
-    return result if result.get("config") == config else None
-
-
-def _save(run_dir, result):
-    with open(os.path.join(run_dir, "result.json"), "w") as f:
-        json.dump(result, f, indent=2)
-
-
-def _fresh_dir(run_dir):
-    """An empty run folder (a stale run of another configuration is removed)."""
-    if os.path.exists(run_dir):
-        shutil.rmtree(run_dir)
-    os.makedirs(run_dir)
-
-
-def _linear_eval(backbone_path, config):
+def base_lr(args):
+    """`--lr`, else the optimizer's default base LR in the package."""
+    if args.lr is not None:
+        return args.lr
     import keras_pid_ssl as kps
 
-    return kps.evaluation.linear_eval(
-        backbone_path,
-        "fashion_mnist",
-        train_subset=config["eval_train_subset"],
-        test_subset=config["eval_test_subset"],
-    )
+    defaults = getattr(kps.training, "OPTIMIZER_DEFAULTS", None)
+    if defaults is None:
+        from keras_pid_ssl.config import OPTIMIZER_DEFAULTS as defaults
+    return defaults[args.optimizer]["lr"]
 
 
-def pretrain_and_evaluate(method, seed, args, tag=None, **overrides):
-    """Pretrains `method` under the budget, then linear-evaluates it.
+def loss_options_accepted(method, names):
+    """Whether `kps.training.pretrain` takes these loss arguments of `method` itself.
 
-    `overrides` are extra `kps.training.pretrain` arguments (PID settings of
-    the sweep). Returns a dict with `top1`, `top5`, `probe_history` and the
-    final monitor metrics; reuses a finished run of the same configuration.
+    Where it does (`kps.PretrainConfig`'s loss options), they are passed as
+    arguments and stored in the run's configuration; where it does not, a
+    callback sets them (`_common.loss_attribute_callback`).
     """
+    try:
+        from keras_pid_ssl.config import loss_parameters
+    except ImportError:
+        return False
+    return set(names) <= set(loss_parameters(method))
+
+
+# Code and versions --------------------------------------------------------------------
+
+_STATE = {}
+
+
+def code_state():
+    """Hashes of the package's and this benchmark's source, and the git state (once)."""
+    if "code" not in _STATE:
+        here = os.path.dirname(os.path.abspath(__file__))
+        _STATE["code"] = {
+            "package_source": _common.package_source_hash(),
+            "benchmark_source": _common.sha256_files(
+                [os.path.join(here, name) for name in BENCHMARK_SOURCES], here
+            ),
+            **_common.git_state(),
+        }
+    return _STATE["code"]
+
+
+def library_versions():
+    import keras
+    import scipy
+    import sklearn
+
     import keras_pid_ssl as kps
 
-    unknown = set(overrides) - set(PID_OPTIONS)
-    if unknown:
-        raise ValueError(f"Unknown PID overrides {sorted(unknown)}; expected some of {PID_OPTIONS}")
-    config = {**budget(args), "method": method, "seed": seed, "overrides": overrides}
-    run_dir = os.path.join(args.runs_dir, tag or method, f"seed{seed}")
-    cached = _load_cached(run_dir, config)
-    if cached is not None:
-        return cached
-    _fresh_dir(run_dir)
+    return {
+        **kps.training.versions(),
+        "scikit-learn": sklearn.__version__,
+        "scipy": scipy.__version__,
+        "backend": keras.backend.backend(),
+    }
+
+
+# Data: the validation split and the folders pretraining and evaluation read --------
+
+
+def prepare_data(args):
+    """Writes (once) and describes the split folders; see the module docstring."""
+    import numpy as np
+
+    import keras_pid_ssl as kps
+    from keras_pid_ssl.data import fashion_mnist as fmnist
+
+    source = fmnist.find_dir(None, "train")
+    files = [
+        os.path.join(source, name) for split in ("train", "test") for name in fmnist.FILES[split]
+    ]
+    material = {
+        "source_sha256": _common.sha256_files(files, source),
+        "val_fraction": args.val_fraction,
+        "split_seed": args.split_seed,
+        "image_size": args.image_size,
+    }
+    key = _common.cache_key(material)
+    root = os.path.join(args.runs_dir, "data", key)
+    folders = {split: os.path.join(root, split) for split in ("validation", "test")}
+    done = os.path.join(root, "split.json")
+    if not os.path.exists(done):
+        images, labels = kps.data.load("fashion_mnist", "train")
+        test = kps.data.load("fashion_mnist", "test")
+        held_out, pool = _common.stratified_split(labels, args.val_fraction, args.split_seed)
+        if args.image_size != images.shape[1]:
+            images = kps.data.resize_images(images, args.image_size)
+            test = (kps.data.resize_images(test[0], args.image_size), test[1])
+        train = (images[pool], labels[pool])
+        _common.write_fashion_mnist_folder(
+            folders["validation"], train, (images[held_out], labels[held_out])
+        )
+        _common.write_fashion_mnist_folder(folders["test"], train, test)
+        record = {
+            **material,
+            "pool_images": int(len(pool)),
+            "validation_images": int(len(held_out)),
+            "validation_per_class": np.bincount(labels[held_out]).tolist(),
+            "validation_indices": held_out.tolist(),
+        }
+        _common.write_text(done, json.dumps(record))
+    with open(done) as f:
+        record = json.load(f)
+    return {
+        "key": key,
+        "folders": folders,
+        "pool_images": record["pool_images"],
+        "validation_images": record["validation_images"],
+        "validation_per_class": record["validation_per_class"],
+    }
+
+
+# Settings -----------------------------------------------------------------------------
+
+
+def entry(method, lever="default", lr=None, tag=None, label=None):
+    """One configuration to run: a method, a lever of `LEVERS`, a learning rate."""
+    if lever not in LEVERS[method]:
+        raise ValueError(
+            f"Unknown setting {lever!r} for {method}; expected one of {sorted(LEVERS[method])}."
+        )
+    return {
+        "tag": tag or (method if lever == "default" and lr is None else f"{method}:{lever}"),
+        "label": label or (method if lever == "default" else f"{method} ({lever})"),
+        "method": method,
+        "lever": lever,
+        "lr": lr,
+    }
+
+
+def check_equal_budget(levers):
+    """`levers`: method -> list of setting names. Refuses unequal tuning budgets."""
+    counts = {method: len(names) for method, names in levers.items()}
+    if len(set(counts.values())) > 1:
+        raise ValueError(
+            f"Every method gets the same tuning budget: the numbers of settings differ "
+            f"({counts}). Give each method as many settings."
+        )
+    for method, names in levers.items():
+        for name in names:
+            entry(method, name)
+    return counts
+
+
+def resolve(config, seed, args, data):
+    """`(overrides, loss_attributes, calibration)` of `config` at `seed`.
+
+    A `grad_ratio_target` lever trains (or reuses) the default PID run of the
+    same seed and learning rate first: its calibration.
+    """
+    lever = LEVERS[config["method"]][config["lever"]]
+    overrides = dict(lever.get("overrides", {}))
+    attributes = dict(lever.get("loss_attributes", {}))
+    calibration = None
+    target = lever.get("grad_ratio_target")
+    if target is not None:
+        reference = pretrain_run(entry("pid", lr=config["lr"]), seed, args, data)
+        ratio = reference["final_metrics"].get("pid_grad_ratio")
+        if not ratio or ratio != ratio or ratio <= 0:
+            raise RuntimeError(
+                f"The calibration run {reference['run_dir']} logged no positive pid_grad_ratio "
+                f"({ratio!r}); cannot set w_syn for the target {target}."
+            )
+        overrides["w_syn"] = float(f"{target / ratio:.3g}")
+        calibration = {"target": target, "reference_ratio": ratio, "w_syn": overrides["w_syn"]}
+    return overrides, attributes, calibration
+
+
+# Pretraining, floors, evaluation --------------------------------------------------------
+
+
+def pretrain_kwargs(config, seed, args, overrides):
+    kwargs = dict(
+        dataset="fashion_mnist",
+        method=config["method"],
+        backbone=args.backbone,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=config["lr"] if config["lr"] is not None else base_lr(args),
+        warmup_epochs=args.warmup_epochs,
+        projector_dims=[int(d) for d in args.projector_dims.split(",")],
+        seed=seed,
+        train_subset=args.train_subset or None,
+        probe_subset=args.probe_subset,
+        probe_every=args.epochs,
+        knn_every=0,
+        monitor_size=args.monitor_size if config["method"] == "pid" else 0,
+        export=False,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _without_code(material):
+    return {k: v for k, v in material.items() if k not in ("code", "versions")}
+
+
+def report_stale(folder, material, key):
+    """Names the runs in `folder` of the same configuration made by other code or versions."""
+    if not os.path.isdir(folder):
+        return []
+    stale = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name, "material.json")
+        if name == key or not os.path.exists(path):
+            continue
+        other = _read_json(path)
+        if _without_code(other) == _without_code(material):
+            why = [k for k in ("code", "versions") if other.get(k) != material.get(k)]
+            stale.append(name)
+            print(
+                f"stale run {os.path.join(folder, name)} (same configuration, other "
+                f"{' and '.join(why)}): not reused; running anew in {key}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return stale
+
+
+def pretrain_run(config, seed, args, data):
+    """Pretrains `config` at `seed` (or reuses the run of the same key); its record."""
+    import keras_pid_ssl as kps
+
+    overrides, attributes, calibration = resolve(config, seed, args, data)
+    kwargs = pretrain_kwargs(config, seed, args, overrides)
+    if attributes and loss_options_accepted(config["method"], attributes):
+        kwargs.update(attributes)
+        attributes = {}
+    material = {
+        "kind": "pretrain",
+        "pretrain_kwargs": kwargs,
+        "loss_attributes": attributes,
+        "data": data["key"],
+        "code": code_state()["package_source"],
+        "versions": library_versions(),
+    }
+    key = _common.cache_key(material)
+    folder = os.path.join(args.runs_dir, "pretrain", config["method"])
+    run_dir = os.path.join(folder, key)
+    done = os.path.join(run_dir, "pretrain.json")
+    if os.path.exists(done):
+        record = _read_json(done)
+        if record["material"] == json.loads(json.dumps(material)):
+            return record
+    report_stale(folder, material, key)
+    os.makedirs(run_dir, exist_ok=True)
+    _common.write_text(os.path.join(run_dir, "material.json"), json.dumps(material, indent=1))
     start = time.time()
+    callbacks = [_common.loss_attribute_callback(attributes)] if attributes else []
     summary = kps.training.pretrain(
         run_dir,
-        dataset="fashion_mnist",
-        method=method,
-        backbone=config["backbone"],
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        optimizer=config["optimizer"],
-        lr=config["lr"],
-        warmup_epochs=config["warmup_epochs"],
-        projector_dims=tuple(config["projector_dims"]),
-        seed=seed,
-        train_subset=config["train_subset"],
-        probe_subset=config["probe_subset"],
-        knn_every=config["knn_every"],
-        monitor_size=config["monitor_size"],
-        export=False,
+        data_dir=data["folders"]["validation"],
         verbose=args.verbose,
-        **overrides,
+        extra_callbacks=callbacks,
+        **kwargs,
     )
-    pretrain_time = time.time() - start
-    linear = _linear_eval(os.path.join(run_dir, "backbone.keras"), config)
-    final = summary["final_metrics"]
-    result = {
-        "config": config,
-        "method": method,
-        "tag": tag or method,
-        "seed": seed,
-        "top1": linear["top1"],
-        "top5": linear["top5"],
-        "probe_accuracy": final.get("probe_accuracy"),
-        "knn_accuracy": final.get("knn_accuracy"),
-        "final_loss": final.get("loss"),
-        "final_synergy": final.get("synergy"),
-        "final_redundancy": final.get("redundancy"),
-        "probe_history": summary["probe_history"],
-        "pretrain_s": pretrain_time,
-        "linear_eval_s": linear["wall_time_s"],
+    record = {
+        "key": key,
+        "material": material,
+        "run_dir": run_dir,
+        "calibration": calibration,
+        "final_metrics": summary["final_metrics"],
+        "pretrain_s": time.time() - start,
+        "git": {k: code_state()[k] for k in ("commit", "dirty")},
     }
-    _save(run_dir, result)
-    return result
+    _common.write_text(done, json.dumps(record, indent=1))
+    return record
 
 
-def evaluate_floor(floor, seed, args):
-    """Linear eval of an untrained encoder (`random_init`) or of raw pixels."""
+def floor_run(floor, seed, args, data):
+    """Saves (once) the floor's "backbone": `Flatten` (raw pixels) or a random-init encoder."""
     import keras
 
     import keras_pid_ssl as kps
 
-    config = {**budget(args), "method": floor, "seed": seed, "overrides": {}}
-    run_dir = os.path.join(args.runs_dir, floor, f"seed{seed}")
-    cached = _load_cached(run_dir, config)
-    if cached is not None:
-        return cached
-    _fresh_dir(run_dir)
-    keras.utils.set_random_seed(seed)
-    input_shape = tuple(kps.data.load("fashion_mnist", "test")[0].shape[1:])
-    if floor == "random_init":
-        encoder = kps.training.build_backbone(config["backbone"], input_shape)
-    else:
-        encoder = keras.Sequential([keras.Input(input_shape), keras.layers.Flatten()])
-    path = os.path.join(run_dir, "backbone.keras")
-    encoder.save(path)
-    linear = _linear_eval(path, config)
-    result = {
-        "config": config,
-        "method": floor,
-        "tag": floor,
-        "seed": seed,
-        "top1": linear["top1"],
-        "top5": linear["top5"],
-        "linear_eval_s": linear["wall_time_s"],
+    material = {
+        "kind": "floor",
+        "floor": floor,
+        "backbone": args.backbone if floor == "random_init" else "flatten",
+        "seed": seed if floor == "random_init" else None,
+        "image_size": args.image_size,
+        "data": data["key"],
+        "code": code_state()["package_source"],
+        "versions": library_versions(),
     }
-    _save(run_dir, result)
-    return result
+    key = _common.cache_key(material)
+    folder = os.path.join(args.runs_dir, "floors", floor)
+    run_dir = os.path.join(folder, key)
+    path = os.path.join(run_dir, "backbone.keras")
+    if not os.path.exists(path):
+        report_stale(folder, material, key)
+        os.makedirs(run_dir, exist_ok=True)
+        _common.write_text(os.path.join(run_dir, "material.json"), json.dumps(material, indent=1))
+        shape = (args.image_size, args.image_size, 1)
+        if floor == "random_init":
+            keras.utils.set_random_seed(seed)
+            encoder = kps.training.build_backbone(args.backbone, shape)
+        else:
+            encoder = keras.Sequential([keras.Input(shape), keras.layers.Flatten()])
+        encoder.save(path)
+    return {"key": key, "run_dir": run_dir, "final_metrics": {}, "calibration": None}
 
 
-def _pct(values):
+def evaluate(run, seed, args, data, split):
+    """The metrics of `metric_names` for the backbone of `run` on `split` (cached)."""
+    import numpy as np
+
+    import keras_pid_ssl as kps
+
+    if split == "test" and not args.final:
+        raise RuntimeError("The test split is read only with --final.")
+    protocol = budget(args)
+    material = {
+        "kind": "evaluation",
+        "of": run["key"],
+        "split": split,
+        "seed": seed,
+        "protocol": {k: protocol[k] for k in ("train_subset", "eval_images", "label_fractions",
+                                              "knn_k", "finetune_fraction", "finetune_epochs")},
+        "code": code_state()["benchmark_source"],
+        "versions": library_versions(),
+    }  # fmt: skip
+    key = _common.cache_key(material)
+    path = os.path.join(run["run_dir"], f"eval_{split}_{key}.json")
+    if os.path.exists(path):
+        return _read_json(path)["metrics"]
+    start = time.time()
+    folder = data["folders"][split]
+    backbone_path = os.path.join(run["run_dir"], "backbone.keras")
+    bank_x, bank_y = kps.data.load("fashion_mnist", "train", data_dir=folder)
+    eval_x, eval_y = kps.data.load("fashion_mnist", "test", data_dir=folder)
+    if args.train_subset:
+        bank_x, bank_y = bank_x[: args.train_subset], bank_y[: args.train_subset]
+    if args.eval_images:
+        eval_x, eval_y = eval_x[: args.eval_images], eval_y[: args.eval_images]
+    backbone = kps.evaluation.load_backbone(backbone_path)
+    f_bank = kps.evaluation.extract_features(backbone, bank_x)
+    f_eval = kps.evaluation.extract_features(backbone, eval_x)
+    metrics = {}
+    for fraction in fractions(args.label_fractions):
+        chosen = kps.evaluation.stratified_subset(bank_y, fraction, seed)
+        metrics[f"linear_{percent(fraction)}"] = _common.linear_probe_accuracy(
+            f_bank[chosen], bank_y[chosen], f_eval, eval_y
+        )
+    num_classes = int(max(bank_y.max(), eval_y.max())) + 1
+    for k in (int(k) for k in args.knn_k.split(",") if k):
+        metrics[f"knn_k{k}"] = _common.knn_accuracy(f_bank, bank_y, f_eval, eval_y, k, num_classes)
+    finetuned = kps.evaluation.finetune(
+        backbone_path,
+        "fashion_mnist",
+        os.path.join(run["run_dir"], f"finetune_{split}_{key}"),
+        data_dir=folder,
+        label_fraction=args.finetune_fraction,
+        epochs=args.finetune_epochs,
+        train_subset=len(bank_x),
+        test_subset=len(eval_x),
+        seed=seed,
+        verbose=0,
+    )
+    metrics[f"finetune_{percent(args.finetune_fraction)}"] = finetuned["top1"]
+    record = {
+        "material": material,
+        "metrics": metrics,
+        "bank_images": int(len(bank_x)),
+        "eval_images": int(len(eval_x)),
+        "eval_s": time.time() - start,
+        "eval_per_class": np.bincount(eval_y).tolist(),
+    }
+    _common.write_text(path, json.dumps(record, indent=1))
+    if split == "test":
+        with open(os.path.join(args.runs_dir, "test_reads.jsonl"), "a") as f:
+            f.write(json.dumps({"evaluation": key, "of": run["key"], "seed": seed,
+                                "date": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")  # fmt: skip
+    return metrics
+
+
+def run_config(config, seed, args, data, split):
+    """Pretrains (or builds the floor of) `config` at `seed` and evaluates it on `split`."""
+    if config["method"] in FLOORS:
+        run = floor_run(config["method"], seed, args, data)
+    else:
+        run = pretrain_run(config, seed, args, data)
+    metrics = evaluate(run, seed, args, data, split)
+    final = run["final_metrics"]
+    return {
+        "tag": config["tag"],
+        "label": config["label"],
+        "method": config["method"],
+        "lever": config.get("lever"),
+        "lr": config.get("lr"),
+        "seed": seed,
+        "split": split,
+        "run_key": run["key"],
+        "run_dir": os.path.relpath(run["run_dir"], _common.REPO_ROOT),
+        "calibration": run.get("calibration"),
+        "metrics": metrics,
+        "atoms": {
+            k: final.get(k) for k in ("redundancy", "synergy", "pid_grad_ratio") if k in final
+        },
+        "pretrain_s": run.get("pretrain_s"),
+    }
+
+
+# Report ---------------------------------------------------------------------------------
+
+
+def pct(values):
     mean, std = _common.mean_std(values)
     return "n/a" if mean != mean else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def summary_rows(results, tags, labels=None):
-    """Rows: label, linear top-1, top-5, probe, kNN, seeds, minutes per run."""
+def tags_in_order(results):
+    seen = []
+    for r in results:
+        if r["tag"] not in seen:
+            seen.append(r["tag"])
+    return seen
+
+
+def summary_table(results, names):
     rows = []
-    for tag in tags:
+    for tag in tags_in_order(results):
         runs = [r for r in results if r["tag"] == tag]
-        if not runs:
-            continue
-        minutes = [r["pretrain_s"] / 60 for r in runs if "pretrain_s" in r]
+        atoms = [
+            f"{_common.mean_std([r['atoms'].get(a) for r in runs])[0]:.3g}"
+            if any(r["atoms"].get(a) is not None for r in runs)
+            else "-"
+            for a in ("redundancy", "synergy", "pid_grad_ratio")
+        ]
+        minutes = [r["pretrain_s"] / 60 for r in runs if r.get("pretrain_s")]
         rows.append(
-            [
-                (labels or LABELS).get(tag, tag),
-                _pct([r["top1"] for r in runs]),
-                _pct([r["top5"] for r in runs]),
-                _pct([r.get("probe_accuracy") for r in runs]),
-                _pct([r.get("knn_accuracy") for r in runs]),
-                len(runs),
-                f"{_common.mean_std(minutes)[0]:.1f}" if minutes else "-",
-            ]
+            [runs[0]["label"]]
+            + [pct([r["metrics"][m] for r in runs]) for m in names]
+            + atoms
+            + [len(runs), f"{_common.mean_std(minutes)[0]:.1f}" if minutes else "-"]
         )
-    return rows
+    header = (
+        ["configuration"]
+        + [f"{m} %" for m in names]
+        + ["redundancy (nats)", "synergy (nats)", "pid_grad_ratio", "seeds", "pretrain min/run"]
+    )
+    return _common.markdown_table(header, rows)
 
 
-SUMMARY_HEADER = [
-    "method",
-    "linear top-1 %",
-    "linear top-5 %",
-    "online probe top-1 % (last epoch)",
-    "kNN top-1 % (last epoch)",
-    "seeds",
-    "pretrain min/run",
-]
-
-
-def per_seed_rows(results, tags, labels=None):
+def paired_rows(results, names, pid_tags, baseline_tags):
+    """Rows `PID tag - baseline tag`, per metric: mean [95% CI] (n) and per-seed diffs."""
     rows = []
-    for tag in tags:
-        for r in sorted((r for r in results if r["tag"] == tag), key=lambda r: r["seed"]):
-            probe = r.get("probe_accuracy")
-            knn = r.get("knn_accuracy")
-            rows.append(
-                [
-                    (labels or LABELS).get(tag, tag),
-                    r["seed"],
-                    f"{100 * r['top1']:.2f}",
-                    "-" if probe is None else f"{100 * probe:.2f}",
-                    "-" if knn is None else f"{100 * knn:.2f}",
-                ]
-            )
+    for pid_tag in pid_tags:
+        for base_tag in baseline_tags:
+            a = {r["seed"]: r for r in results if r["tag"] == pid_tag}
+            b = {r["seed"]: r for r in results if r["tag"] == base_tag}
+            seeds = sorted(set(a) & set(b))
+            if not seeds:
+                continue
+            cells = []
+            for m in names:
+                d = _common.paired_difference(
+                    [a[s]["metrics"][m] for s in seeds], [b[s]["metrics"][m] for s in seeds]
+                )
+                interval = f" [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]" if d["n"] > 1 else ""
+                cells.append(
+                    f"{100 * d['mean']:+.2f}{interval} ("
+                    + ", ".join(f"{100 * x:+.2f}" for x in d["diffs"])
+                    + ")"
+                )
+            rows.append([f"{a[seeds[0]]['label']} - {b[seeds[0]]['label']}", len(seeds)] + cells)
     return rows
 
 
-def plot_probe_curves(results, tags, path, labels=None):
-    """Online-probe top-1 vs epoch per tag (mean over seeds, min-max band).
-
-    The floors are not drawn: they come from `linear_eval` (all training
-    features, L-BFGS), a stronger protocol than the online probe.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for tag in tags:
-        curves = [r["probe_history"] for r in results if r["tag"] == tag and r.get("probe_history")]
-        if not curves:
+def floor_check(results, metric, margin=0.02):
+    """`(lines, all_pass)`: each method's margin over each floor on `metric`."""
+    means = {
+        tag: _common.mean_std([r["metrics"][metric] for r in results if r["tag"] == tag])[0]
+        for tag in tags_in_order(results)
+    }
+    lines, all_pass = [], True
+    floors = [f for f in FLOORS if f in means]
+    for tag in means:
+        if tag in FLOORS:
             continue
-        epochs = sorted(set.intersection(*[{row["epoch"] for row in c} for c in curves]))
-        values = (
-            np.array(
-                [
-                    [next(row["probe_accuracy"] for row in c if row["epoch"] == e) for e in epochs]
-                    for c in curves
-                ]
-            )
-            * 100
-        )
-        (line,) = ax.plot(
-            epochs,
-            values.mean(0),
-            marker="o",
-            label=f"{(labels or LABELS).get(tag, tag)} (n={len(curves)})",
-        )
-        if len(curves) > 1:
-            ax.fill_between(epochs, values.min(0), values.max(0), alpha=0.2, color=line.get_color())
-    ax.set_xlabel("epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel("online linear probe top-1 (%)")
-    ax.set_title("Fashion-MNIST: online probe during pretraining")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        label = next(r["label"] for r in results if r["tag"] == tag)
+        margins = {f: means[tag] - means[f] for f in floors}
+        ok = bool(floors) and all(m >= margin for m in margins.values())
+        all_pass &= ok
+        shown = ", ".join(f"{100 * m:+.2f} pts over {f}" for f, m in margins.items())
+        lines.append(f"- {label}: {shown or 'no floor run'} -> {'beats' if ok else 'does NOT beat'}"
+                     f" both floors by {100 * margin:g} points")  # fmt: skip
+    return lines, all_pass
 
 
-def _run_minutes(results):
-    return sum(r.get("pretrain_s", 0.0) + r.get("linear_eval_s", 0.0) for r in results) / 60
+def test_reads(args):
+    path = os.path.join(args.runs_dir, "test_reads.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
-def write_report(results, args, info, started, path_md, path_json, path_png, methods, floors):
-    tags = list(methods) + list(floors)
-    plot_probe_curves(results, methods, path_png)
+def write_report(results, args, info, data, started, path_md):
+    split = "test" if args.final else "validation"
+    names = metric_names(args)
+    headline = headline_metric(args)
+    pid_tags = [t for t in tags_in_order(results) if t.split(":")[0] == "pid"]
+    base_tags = [t for t in tags_in_order(results) if t.split(":")[0] in ("barlow_twins", "vicreg")]
+    floor_lines, all_pass = floor_check(results, headline)
+    code = code_state()
+    b = budget(args)
+    reads = test_reads(args)
     text = "\n".join(
         [
-            "# Fashion-MNIST linear evaluation: PID vs Barlow Twins vs VICReg",
+            f"# Fashion-MNIST learning quality ({split} split)",
             "",
             _common.machine_line(info),
-            f"Compute time of the runs: {_run_minutes(results):.1f} min "
-            "(pretraining + linear evaluation, summed); "
-            f"this invocation: {(time.time() - started) / 60:.1f} min "
-            "(finished runs of an earlier invocation are reused).",
+            f"Wall time of this invocation: {(time.time() - started) / 60:.1f} min "
+            "(cached runs are reused).",
             "",
             f"Command: `{_common.command_line()}`",
             "",
-            budget_text(args),
+            f"Code: git commit `{code['commit']}`"
+            + (f" with uncommitted changes in {code['dirty']}" if code["dirty"] else "")
+            + f"; package source sha256 `{code['package_source'][:16]}`, benchmark source "
+            f"`{code['benchmark_source'][:16]}`.",
             "",
-            "Mean ± sample standard deviation over seeds. `linear top-1` is the headline "
-            "(`kps.evaluation.linear_eval`); the online probe and kNN columns are the "
-            "pretraining monitors at the last epoch (smaller subsets, see above). The floors use "
-            "the same linear evaluation; `raw pixels` is deterministic (one run). This is a short "
-            "budget on a shared 2-core CPU: it ranks the methods at this budget only, not at "
-            "convergence.",
+            f"Protocol: validation = a class-stratified {100 * args.val_fraction:g}% of the "
+            f"training set (seed {args.split_seed}; {data['validation_images']} images, "
+            f"{data['validation_per_class']} per class); pretraining on the first "
+            f"{b['train_subset'] or data['pool_images']} of the other {data['pool_images']} "
+            "images, which are also the labelled bank of every probe. Evaluated on the "
+            f"{split} split"
+            + (f" (first {args.eval_images} images)" if args.eval_images else "")
+            + ("; settings were selected on validation (sweep_pid.py)." if args.final else "."),
             "",
-            _common.markdown_table(SUMMARY_HEADER, summary_rows(results, tags)),
+            f"Budget: {json.dumps(b)}",
             "",
-            "Per seed:",
+            "Mean ± sample std over seeds, top-1 %. `linear_P%`: logistic regression on "
+            "standardised frozen features of a class-stratified P% of the bank (seeded per "
+            "run); `knn_kK`: weighted cosine kNN (T=0.1) over the whole bank; `finetune_P%`: "
+            "`kps.evaluation.finetune` on the same P% subset. PID atoms: the last epoch's "
+            "loss diagnostics (projector embeddings, nats; PID runs only).",
+            "",
+            summary_table(results, names),
+            "",
+            "Paired differences PID - baseline per seed (points): mean [95% t-interval over "
+            "seeds] (per-seed differences).",
             "",
             _common.markdown_table(
-                ["method", "seed", "linear top-1 %", "probe top-1 %", "kNN top-1 %"],
-                per_seed_rows(results, tags),
+                ["difference", "seeds"] + names, paired_rows(results, names, pid_tags, base_tags)
             ),
             "",
-            f"![online probe vs epoch]({os.path.basename(path_png)})",
+            f"Floors on `{headline}` (every method must beat both by >= 2 points): "
+            + ("all methods do." if all_pass else "NOT all methods do."),
             "",
-            "The online probe (`kps.callbacks.OnlineLinearProbe`: a linear layer trained a few "
-            "passes per epoch on the probe subset) is a trend monitor; it sits well below the "
-            "linear evaluation, which fits logistic regression to convergence on all evaluation "
-            "features.",
+            *floor_lines,
+            "",
+            f"Test-split reads logged in {os.path.relpath(args.runs_dir, _common.REPO_ROOT)}/"
+            f"test_reads.jsonl: {len(reads)} evaluations of "
+            f"{len({r['of'] for r in reads})} runs.",
             "",
         ]
     )
     _common.write_text(path_md, text)
-    slim = [{k: v for k, v in r.items()} for r in results]
     _common.write_text(
-        path_json, json.dumps({"machine": info, "budget": budget(args), "runs": slim}, indent=1)
+        os.path.splitext(path_md)[0] + ".json",
+        json.dumps({"machine": info, "budget": b, "code": code, "runs": results}, indent=1),
     )
+    return floor_lines, all_pass
+
+
+# Final configurations -------------------------------------------------------------------
+
+
+def final_configs(args, methods):
+    """PID default, and for each method its setting selected on validation (`--selected`)."""
+    configs = [entry(m) for m in methods]
+    if not args.selected:
+        return configs
+    selection = _read_json(args.selected)
+    if selection["budget"] != json.loads(json.dumps(budget_for_selection(args))):
+        theirs, ours = selection["budget"], budget_for_selection(args)
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise ValueError(
+            f"{args.selected} was selected at another budget (differs in {diff}); rerun "
+            "sweep_pid.py with these flags, or pass the sweep's flags here."
+        )
+    out = []
+    for method in methods:
+        chosen = selection["selected"].get(method)
+        if chosen is None:
+            out.append(entry(method))
+            continue
+        label = f"{method} selected ({chosen['lever']}, lr {chosen['lr']:g})"
+        picked = entry(method, chosen["lever"], chosen["lr"], tag=f"{method}:selected", label=label)
+        if method == "pid":
+            out.append(entry(method))
+        out.append(picked)
+    return out
+
+
+def budget_for_selection(args):
+    """The budget a selection holds for: all of `budget` but the seeds and evaluation size."""
+    return {k: v for k, v in budget(args).items() if k != "eval_images"}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_budget_flags(parser)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--floors", default=",".join(FLOORS), help="Comma list (empty: none).")
     parser.add_argument(
-        "--floors",
-        default=",".join(FLOORS),
-        help="Comma list of random_init, raw_pixels (empty: none).",
+        "--selected", default=None, help="Selection JSON written by sweep_pid.py (tuning.json)."
     )
-    parser.add_argument("--output", default=os.path.join(_common.RESULTS_DIR, "fashion_mnist.md"))
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--final", action="store_true", help="Evaluate on the test split (once per config)."
+    )
+    parser.add_argument("--output", default=None, help="Default: results/fashion_mnist[_val].md")
+    args = apply_smoke(parser.parse_args(argv))
     methods = [m for m in args.methods.split(",") if m]
     floors = [f for f in args.floors.split(",") if f]
     for m in methods:
@@ -467,33 +870,60 @@ def main(argv=None):
         if f not in FLOORS:
             raise ValueError(f"--floors: unknown {f!r}; expected some of {FLOORS}")
     started = time.time()
+    if args.smoke:
+        return smoke(args, methods, floors, started)
+    output = args.output or os.path.join(
+        _common.RESULTS_DIR, "fashion_mnist.md" if args.final else "fashion_mnist_val.md"
+    )
+    return run_protocol(args, methods, floors, output, started)
+
+
+def run_protocol(args, methods, floors, output, started):
     info = _common.machine()
-    _common.emit({"benchmark": "machine", **info})
-    stem = os.path.splitext(args.output)[0]
+    _common.emit({"benchmark": "machine", **info, "code": code_state()})
+    data = prepare_data(args)
+    split = "test" if args.final else "validation"
+    configs = final_configs(args, methods)
+    floor_configs = [entry_floor(f) for f in floors]
     results = []
-
-    def record(result):
-        results.append(result)
-        _common.emit({k: v for k, v in result.items() if k not in ("config", "probe_history")})
-        write_report(
-            results,
-            args,
-            info,
-            started,
-            args.output,
-            stem + ".json",
-            stem + "_probe.png",
-            methods,
-            floors,
-        )
-
-    if "raw_pixels" in floors:
-        record(evaluate_floor("raw_pixels", 0, args))
     for seed in range(args.seeds):
-        if "random_init" in floors:
-            record(evaluate_floor("random_init", seed, args))
-        for method in methods:
-            record(pretrain_and_evaluate(method, seed, args))
+        for config in floor_configs + configs:
+            result = run_config(config, seed, args, data, split)
+            results.append(result)
+            _common.emit(result)
+            floor_lines, all_pass = write_report(results, args, info, data, started, output)
+    print("\n".join(floor_lines), flush=True)
+    return results, all_pass
+
+
+def entry_floor(floor):
+    return {"tag": floor, "label": FLOOR_LABELS[floor], "method": floor, "lever": None, "lr": None}
+
+
+def smoke(args, methods, floors, started):
+    """Tuning on validation, then the final configurations on test, on tiny subsets."""
+    import sweep_pid
+
+    tuning = copy.copy(args)
+    tuning.seeds = 1
+    tuning.final = False
+    selection_path = os.path.join(args.runs_dir, "tuning.json")
+    sweep_pid.run_sweep(
+        tuning,
+        methods,
+        {m: SMOKE_LEVERS[m] for m in methods},
+        [base_lr(args)],
+        os.path.join(args.runs_dir, "sweep.md"),
+        selection_path,
+        started,
+    )
+    args.selected = selection_path
+    args.final = True
+    results, all_pass = run_protocol(
+        args, methods, floors, os.path.join(args.runs_dir, "fashion_mnist.md"), started
+    )
+    print(f"smoke: whole protocol in {(time.time() - started) / 60:.1f} min", flush=True)
+    return results, all_pass
 
 
 if __name__ == "__main__":

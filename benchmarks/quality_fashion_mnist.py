@@ -129,8 +129,10 @@ def add_budget_flags(parser):
         default="small_convnet",
         choices=("small_convnet", "resnet18", "resnet34", "resnet50"),
     )
-    parser.add_argument("--image_size", type=int, default=28, help="Images are resized to it.")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--image_size", type=int, default=20, help="Images are resized to it (28: as stored)."
+    )
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--optimizer", default="adamw", choices=("adamw", "lars", "sgd"))
     parser.add_argument(
@@ -144,7 +146,7 @@ def add_budget_flags(parser):
     parser.add_argument(
         "--train_subset",
         type=int,
-        default=10000,
+        default=10240,
         help="Pretrain on the first N pool images (0: the whole pool); they are the "
         "labelled bank of the evaluation.",
     )

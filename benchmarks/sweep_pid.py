@@ -42,7 +42,15 @@ def selection_table(results, metric, names):
     for tag in quality.tags_in_order(results):
         runs = [r for r in results if r["tag"] == tag]
         calibrations = [r["calibration"] for r in runs if r.get("calibration")]
-        note = "w_syn " + ", ".join(f"{c['w_syn']:g}" for c in calibrations) if calibrations else ""
+        reached = [r["atoms"].get("pid_grad_ratio") for r in runs if r.get("calibration")]
+        note = (
+            "w_syn "
+            + ", ".join(f"{c['w_syn']:g}" for c in calibrations)
+            + "; pid_grad_ratio reached "
+            + ", ".join("-" if a is None else f"{a:.2f}" for a in reached)
+            if calibrations
+            else ""
+        )
         rows.append(
             [runs[0]["method"], runs[0]["lever"], f"{runs[0]['lr']:g}", note]
             + [quality.pct([r["metrics"][m] for r in runs]) for m in [metric, *names]]

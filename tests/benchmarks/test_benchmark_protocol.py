@@ -3,6 +3,7 @@ benchmarks/quality_fashion_mnist.py), imported by path: the benchmarks are
 scripts, not a package."""
 
 import importlib.util
+import json
 import os
 import sys
 import types
@@ -132,7 +133,7 @@ def test_a_run_of_other_code_is_reported_stale(quality, tmp_path, capsys):
     other_config = {**material, "pretrain_kwargs": {"seed": 1}, "code": "old"}
     for name, m in (("oldkey", old), ("otherkey", other_config)):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "material.json").write_text(__import__("json").dumps(m))
+        (tmp_path / name / "material.json").write_text(json.dumps(m))
     assert quality.report_stale(str(tmp_path), material, "newkey") == ["oldkey"]
     assert "stale run" in capsys.readouterr().err
 

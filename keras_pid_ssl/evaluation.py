@@ -1,11 +1,18 @@
 """Downstream evaluation of a pretrained backbone: linear evaluation and fine-tuning.
 
-`recipes/linear_eval.py` and `recipes/finetune.py` call `linear_eval` and
-`finetune`. A backbone is read from a `.keras` file (`backbone.keras` of a
-pretraining run, or a whole `SSLModel`, whose `.encoder` is used) or from an
-exported TF SavedModel folder (`kps.export_backbone`, inference only).
+`kps linear-eval` / `kps finetune` and `recipes/linear_eval.py` /
+`recipes/finetune.py` call `linear_eval` and `finetune`. A backbone is read
+from a `.keras` file (`backbone.keras` of a pretraining run, or a whole
+`SSLModel`, whose `.encoder` is used) or from an exported TF SavedModel
+folder (`kps.export_backbone`, inference only).
+
+The labelled data is a dataset name, a labelled image folder or an `.npz`
+file (`kps.data.load.load_labelled`); data without a test split (a folder of
+class sub-folders, an `.npz` of `images` and `labels`) gets a seeded,
+class-stratified test split, and the results say so (`test_split`).
 """
 
+import dataclasses
 import json
 import numbers
 import os
@@ -17,12 +24,16 @@ from keras import ops
 
 from keras_pid_ssl import data as data_lib
 from keras_pid_ssl.data import image_folder as image_folder_lib
+from keras_pid_ssl.data.load import TEST_FRACTION
+from keras_pid_ssl.data.load import labelled_source
+from keras_pid_ssl.data.load import load_labelled
 from keras_pid_ssl.metrics import top_k_accuracy
 from keras_pid_ssl.models.ssl_model import SSLModel
 from keras_pid_ssl.utils.validation import check_choice
 from keras_pid_ssl.utils.validation import check_int
 from keras_pid_ssl.utils.validation import check_labels
 from keras_pid_ssl.utils.validation import check_non_negative
+from keras_pid_ssl.utils.validation import check_open_unit_interval
 from keras_pid_ssl.utils.validation import check_positive
 
 
@@ -106,54 +117,64 @@ def extract_features(backbone, images, batch_size=256):
     return np.concatenate(out).astype("float32")
 
 
-def _check_data_arguments(dataset, train_subset, test_subset, resize_method, class_names):
-    check_choice("dataset", dataset, data_lib.DATASETS)
+def _check_data_arguments(dataset, data_dir, subsets, resize_method, class_names, split):
+    """Refusals before any file is read; `subsets` and `split` as in `_load_splits`."""
+    (train_subset, test_subset), (test_fraction, seed) = subsets, split
+    source, location = labelled_source(dataset, data_dir)
     check_int("train_subset", train_subset, 1, allow_none=True)
     check_int("test_subset", test_subset, 1, allow_none=True)
     check_choice("resize_method", resize_method, (None, "pad", "resize"))
-    if class_names is not None and dataset != "image_folder":
+    check_open_unit_interval("test_fraction", test_fraction)
+    check_int("seed", seed, 0)
+    if class_names is not None and source != "image_folder":
         raise ValueError(
-            f"`class_names` sets the labels of an image folder; {dataset!r} has fixed "
+            f"`class_names` sets the labels of an image folder; {location!r} has fixed "
             f"labels. Received: class_names={class_names!r}. Leave it unset."
         )
 
 
-def _output_folder(output_dir, backbone_path):
+def results_folder(output_dir, backbone_path):
+    """Where `linear_eval` writes its results: `output_dir`, else the backbone's folder."""
     return output_dir or os.path.dirname(os.path.abspath(os.fspath(backbone_path).rstrip("/")))
 
 
 def class_map(dataset, data_dir, folder, class_names=None):
     """The class map of an evaluation, built once and kept with its results.
 
-    For `image_folder`: `class_names` when given (a list, or the path of a
-    `class_names.json`), else the `class_names.json` already in `folder`
-    (from an earlier evaluation written there), else the sorted class
-    sub-folders of `data_dir/train`. Every split is labelled with it.
-    Other datasets have fixed labels: `None`.
+    For an image folder (`dataset="image_folder"` with `data_dir`, or the
+    folder's path as `dataset`): `class_names` when given (a list, or the
+    path of a `class_names.json`), else the `class_names.json` already in
+    `folder` (from an earlier evaluation written there), else the sorted
+    class sub-folders of `<data>/train` (or of the folder itself when it
+    has no train/test sub-folders). Every split is labelled with it.
+    Other data has fixed labels: `None`.
 
     Returns:
         `(names, source)`: the names indexed by label, and the list or the
         path to pass on as `class_names` (its path names it in errors).
     """
-    if dataset != "image_folder":
+    source, location = labelled_source(dataset, data_dir)
+    if source != "image_folder":
         return None, None
-    if data_dir is None:
-        raise ValueError("`image_folder` needs data_dir=<the folder of images>.")
+    # The layout (train/ and test/, or class folders) is checked by `load_labelled`,
+    # after the flat-folder error below.
+    split = "train" if os.path.isdir(os.path.join(location, "train")) else None
     if class_names is None:
         saved = os.path.join(folder, image_folder_lib.CLASS_NAMES_FILE)
         if os.path.exists(saved):
             class_names = saved
     if class_names is None:
-        names = image_folder_lib.class_names(data_dir, "train")
+        names = image_folder_lib.class_names(location, split)
         source = list(names)
     else:
-        names, _ = image_folder_lib.resolve_class_names(data_dir, "train", class_names)
+        names, _ = image_folder_lib.resolve_class_names(location, "train", class_names)
         source = class_names
     if not names:
+        where = "in `train` and `test`" if split else "(a test split is then carved from it)"
+        flat = os.path.join(location, split) if split else location
         raise ValueError(
-            f"Image folder {os.path.join(os.fspath(data_dir), 'train')} is flat (unlabeled): "
-            "evaluation needs labels, one sub-folder of images per class in `train` and "
-            "`test`."
+            f"Image folder {flat} is flat (unlabeled): evaluation needs labels, one sub-folder "
+            f"of images per class {where}."
         )
     return names, source
 
@@ -178,6 +199,8 @@ def linear_eval(
     max_iter=1000,
     resize_method=None,
     class_names=None,
+    test_fraction=TEST_FRACTION,
+    seed=0,
 ):
     """Linear evaluation on frozen features: multinomial logistic regression.
 
@@ -193,9 +216,11 @@ def linear_eval(
 
     Args:
         backbone_path: a `.keras` backbone or an exported SavedModel folder.
-        dataset: a dataset name of `kps.data.load`.
+        dataset: the labelled data: a dataset name of `kps.data.load`
+            (`"image_folder"` with `data_dir`), or the path of a labelled
+            image folder or an `.npz` file (`kps.data.load.load_labelled`).
         output_dir: where to write the results (default: next to the backbone).
-        data_dir: the dataset's folder (as for `kps.data.load`).
+        data_dir: a named dataset's folder (as for `kps.data.load`).
         train_subset: use only the first N training images.
         test_subset: use only the first N test images.
         regularization: inverse L2 strength `C` of the logistic regression.
@@ -206,23 +231,43 @@ def linear_eval(
         class_names: `image_folder` only: the class map to label every split
             with (a list of names indexed by label, or the path of a
             `class_names.json`); see `class_map` for the default.
+        test_fraction: the share of each class held out as the test split
+            of data that has none (carved, stratified).
+        seed: seed of that carved test split.
 
     Returns:
-        A dict with `top1`, `top5`, sizes and timings.
+        A dict with `top1`, `top5`, sizes, `test_split` (given or carved,
+        and how) and timings.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     check_positive("regularization", regularization)
     check_int("max_iter", max_iter, 1)
-    _check_data_arguments(dataset, train_subset, test_subset, resize_method, class_names)
+    _check_data_arguments(
+        dataset,
+        data_dir,
+        (train_subset, test_subset),
+        resize_method,
+        class_names,
+        (test_fraction, seed),
+    )
     start = time.time()
-    folder = _output_folder(output_dir, backbone_path)
+    folder = results_folder(output_dir, backbone_path)
     names, names_source = class_map(dataset, data_dir, folder, class_names)
     backbone = load_backbone(backbone_path)
-    x_train, y_train, x_test, y_test, num_classes = _load_splits(
-        dataset, backbone, data_dir, train_subset, test_subset, resize_method, names, names_source
+    data = _load_splits(
+        dataset,
+        backbone,
+        data_dir,
+        (train_subset, test_subset),
+        resize_method,
+        names,
+        names_source,
+        (test_fraction, seed),
     )
+    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+    num_classes = data.num_classes
     f_train = extract_features(backbone, x_train)
     f_test = extract_features(backbone, x_test)
     feature_time = time.time() - start
@@ -234,11 +279,8 @@ def linear_eval(
     )
     result = {
         "backbone_path": os.fspath(backbone_path),
-        "dataset": dataset,
-        "num_classes": num_classes,
+        **_data_record(data),
         **_save_class_map(names, folder),
-        "train_images": int(len(x_train)),
-        "test_images": int(len(x_test)),
         "feature_dim": int(f_train.shape[1]),
         "top1": top_k_accuracy(probabilities, y_test, 1),
         "top5": top_k_accuracy(probabilities, y_test, 5),
@@ -249,20 +291,44 @@ def linear_eval(
     return result
 
 
-def _load_splits(
-    dataset, backbone, data_dir, train_subset, test_subset, resize_method, names, names_source
-):
-    """Train and test images and labels, labelled with one class map, and num_classes."""
-    x_train, y_train = load_for_backbone(
-        dataset, "train", backbone, data_dir, train_subset, resize_method, names_source
+def _load_splits(dataset, backbone, data_dir, subsets, resize_method, names, names_source, split):
+    """Train and test data (`load_labelled`) at the backbone's input size, labelled
+    with one class map, cut to `subsets` = `(train_subset, test_subset)`; `split`
+    = `(test_fraction, seed)` of a carved test split."""
+    height, width, channels = _input_shape(backbone)
+    data = load_labelled(
+        dataset,
+        data_dir,
+        image_size=(height, width),
+        channels=channels,
+        resize_method=resize_method,
+        class_names=names_source,
+        test_fraction=split[0],
+        seed=split[1],
     )
-    x_test, y_test = load_for_backbone(
-        dataset, "test", backbone, data_dir, test_subset, resize_method, names_source
+    train, test = (slice(None, subset or None) for subset in subsets)
+    data = dataclasses.replace(
+        data,
+        x_train=data.x_train[train],
+        y_train=data.y_train[train],
+        x_test=data.x_test[test],
+        y_test=data.y_test[test],
     )
-    num_classes = len(names) if names is not None else int(y_train.max()) + 1
-    check_labels(f"{dataset} train labels", y_train, num_classes)
-    check_labels(f"{dataset} test labels", y_test, num_classes)
-    return x_train, y_train, x_test, y_test, num_classes
+    check_labels(f"{data.location} train labels", data.y_train, data.num_classes)
+    check_labels(f"{data.location} test labels", data.y_test, data.num_classes)
+    return data
+
+
+def _data_record(data):
+    """The result entries that say which data, and which split, were evaluated."""
+    return {
+        "dataset": data.location if data.source == "dataset" else data.source,
+        **({} if data.source == "dataset" else {"data_path": data.location}),
+        "num_classes": data.num_classes,
+        "train_images": int(len(data.x_train)),
+        "test_images": int(len(data.x_test)),
+        "test_split": data.test_split,
+    }
 
 
 def _save_class_map(names, folder):
@@ -335,6 +401,7 @@ def finetune(
     verbose=1,
     resize_method=None,
     class_names=None,
+    test_fraction=TEST_FRACTION,
 ):
     """Fine-tunes the whole backbone with a linear head (SGD, cosine schedule).
 
@@ -345,7 +412,9 @@ def finetune(
     Training views: random resized crop + flip. Needs a `.keras` backbone
     (a SavedModel export is inference-only). Writes `finetune.json`, and
     for an image folder the class map `class_names.json`, both into
-    `output_dir`. `resize_method` and `class_names` are as in `linear_eval`.
+    `output_dir`. `dataset`, `resize_method`, `class_names` and
+    `test_fraction` are as in `linear_eval`; `seed` also draws a carved test
+    split.
 
     Returns:
         A dict with `top1`, `top5` on the test split, sizes and timings.
@@ -357,7 +426,14 @@ def finetune(
     check_non_negative("weight_decay", weight_decay)
     check_int("seed", seed, 0)
     _check_label_fraction(label_fraction)
-    _check_data_arguments(dataset, train_subset, test_subset, resize_method, class_names)
+    _check_data_arguments(
+        dataset,
+        data_dir,
+        (train_subset, test_subset),
+        resize_method,
+        class_names,
+        (test_fraction, seed),
+    )
     start = time.time()
     names, names_source = class_map(dataset, data_dir, output_dir, class_names)
     keras.utils.set_random_seed(seed)
@@ -367,9 +443,18 @@ def finetune(
             "Fine-tuning needs a trainable backbone: pass the `backbone.keras` file "
             "of the pretraining run, not the exported SavedModel folder."
         )
-    x_train, y_train, x_test, y_test, num_classes = _load_splits(
-        dataset, backbone, data_dir, train_subset, test_subset, resize_method, names, names_source
+    data = _load_splits(
+        dataset,
+        backbone,
+        data_dir,
+        (train_subset, test_subset),
+        resize_method,
+        names,
+        names_source,
+        (test_fraction, seed),
     )
+    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+    num_classes = data.num_classes
     os.makedirs(output_dir, exist_ok=True)
     indices = stratified_subset(y_train, label_fraction, seed)
     with open(os.path.join(output_dir, "subset_indices.json"), "w") as f:
@@ -407,12 +492,10 @@ def finetune(
     probabilities = np.asarray(keras.ops.softmax(logits))
     result = {
         "backbone_path": os.fspath(backbone_path),
-        "dataset": dataset,
-        "num_classes": num_classes,
+        **_data_record(data),
         **_save_class_map(names, output_dir),
         "label_fraction": label_fraction,
         "train_images": int(len(x_train)),
-        "test_images": int(len(x_test)),
         "top1": top_k_accuracy(probabilities, y_test, 1),
         "top5": top_k_accuracy(probabilities, y_test, 5),
         "final_train_accuracy": float(history.history["accuracy"][-1]),

@@ -29,7 +29,7 @@ flags.DEFINE_integer(
     "train_subset", None, "Use only the first N training images (before the fraction)."
 )
 flags.DEFINE_integer("test_subset", None, "Use only the first N test images.")
-flags.DEFINE_integer("seed", 0, "Seed of the labelled subset and training.")
+flags.DEFINE_integer("seed", 0, "Seed of the labelled subset, a carved test split and training.")
 
 
 def main(argv):
@@ -38,11 +38,12 @@ def main(argv):
 
     import keras_pid_ssl as kps
 
+    dataset, data_options = eval_flags.data_arguments(FLAGS)
     result = kps.evaluation.finetune(
         FLAGS.backbone_path,
-        FLAGS.dataset,
+        dataset,
         FLAGS.output_dir,
-        data_dir=FLAGS.data_dir,
+        **data_options,
         label_fraction=FLAGS.label_fraction,
         epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size,
@@ -50,11 +51,10 @@ def main(argv):
         backbone_lr_scale=FLAGS.backbone_lr_scale,
         train_subset=FLAGS.train_subset,
         test_subset=FLAGS.test_subset,
-        resize_method=FLAGS.resize_method,
-        class_names=FLAGS.class_names,
         seed=FLAGS.seed,
     )
     print(f"fine-tune top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%")
+    print(f"test split: {result['test_split']['description']}")
     print(json.dumps(result))
 
 

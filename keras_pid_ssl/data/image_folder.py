@@ -183,6 +183,28 @@ def resolve_class_names(folder, split=None, class_names=None):
     return None, None
 
 
+def has_split_folders(folder):
+    """Whether a labelled folder holds its own splits, `train/` and `test/`.
+
+    `folder/train/<class>/*` with `folder/test/<class>/*` is a split folder
+    (`True`); `folder/<class>/*` is a single split (`False`), from which an
+    evaluation carves its test split. A folder with only one of `train/` and
+    `test/` is refused, naming the missing one.
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Image folder {folder} does not exist or is not a folder.")
+    present = [s for s in ("train", "test") if os.path.isdir(os.path.join(folder, s))]
+    if len(present) == 1:
+        missing = "test" if present == ["train"] else "train"
+        raise ValueError(
+            f"Image folder {folder} has a {present[0]!r} sub-folder but no {missing!r}: use "
+            f"{folder}/train/<class>/* and {folder}/test/<class>/*, or one sub-folder of images "
+            f"per class directly in {folder} (a test split is then carved from it)."
+        )
+    return bool(present)
+
+
 def class_names(folder, split=None):
     """The class names of an image folder's split, indexed by label; `()` if flat.
 

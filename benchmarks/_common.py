@@ -206,14 +206,15 @@ def git_state(root=REPO_ROOT):
     def git(*args):
         return subprocess.run(
             ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=True
-        ).stdout.strip()
+        ).stdout.rstrip("\n")
 
     try:
         commit = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--", "keras_pid_ssl").splitlines()
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": [line[3:] for line in dirty]}
+    # Porcelain lines are "XY path": two status letters and a space.
+    return {"commit": commit, "dirty": [line[3:] for line in dirty if line]}
 
 
 def cache_key(material):

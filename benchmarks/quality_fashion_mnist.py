@@ -766,7 +766,12 @@ def write_report(results, args, info, data, started, path_md):
             f"Command: `{_common.command_line()}`",
             "",
             f"Code: git commit `{code['commit']}`"
-            + (f" with uncommitted changes in {code['dirty']}" if code["dirty"] else "")
+            + (
+                f" with uncommitted changes in {len(code['dirty'])} package file(s) "
+                f"({', '.join(code['dirty'][:3])}{', ...' if len(code['dirty']) > 3 else ''})"
+                if code["dirty"]
+                else ""
+            )
             + f"; package source sha256 `{code['package_source'][:16]}`, benchmark source "
             f"`{code['benchmark_source'][:16]}`.",
             "",
@@ -840,6 +845,10 @@ def final_configs(args, methods):
         label = f"{method} selected ({chosen['lever']}, lr {chosen['lr']:g})"
         picked = entry(method, chosen["lever"], chosen["lr"], tag=f"{method}:selected", label=label)
         if method == "pid":
+            if chosen["lever"] == "default" and chosen["lr"] == base_lr(args):
+                # The selection is the default: one configuration, not two copies.
+                out.append(entry(method, label="pid (default; also the selected setting)"))
+                continue
             out.append(entry(method))
         out.append(picked)
     return out

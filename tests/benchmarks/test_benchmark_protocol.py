@@ -293,3 +293,42 @@ def test_paired_rows_pair_by_seed(quality):
     # Per-seed differences +1, +2, +4 points: the hand computation above.
     assert row[:2] == ["pid - barlow_twins", 3]
     assert row[2] == "+2.33 [-1.46, +6.13] (+1.00, +2.00, +4.00)"
+
+
+def _selection_args(quality, tmp_path, selected, **budget_changes):
+    import argparse
+
+    args = quality.add_budget_flags(argparse.ArgumentParser()).parse_args([])
+    stored = {**quality.budget_for_selection(args), **budget_changes}
+    path = tmp_path / "tuning.json"
+    path.write_text(json.dumps({"budget": stored, "selected": selected}))
+    args.selected = str(path)
+    return args
+
+
+def test_final_configurations_follow_the_validation_selection(quality, tmp_path):
+    base = quality.base_lr(types.SimpleNamespace(lr=None, optimizer="adamw"))  # AdamW: 1e-3
+    selected = {
+        "pid": {"lever": "ratio_0.3", "lr": 2 * base},
+        "barlow_twins": {"lever": "lambda_1e-2", "lr": base},
+        "vicreg": {"lever": "default", "lr": base},
+    }
+    args = _selection_args(quality, tmp_path, selected)
+    configs = quality.final_configs(args, quality.METHODS)
+    assert [(c["tag"], c["lever"], c["lr"]) for c in configs] == [
+        ("pid", "default", None),
+        ("pid:selected", "ratio_0.3", 2 * base),
+        ("barlow_twins:selected", "lambda_1e-2", base),
+        ("vicreg:selected", "default", base),
+    ]
+    # PID's selection is its default: one configuration, not two copies.
+    selected["pid"] = {"lever": "default", "lr": base}
+    args = _selection_args(quality, tmp_path, selected)
+    tags = [c["tag"] for c in quality.final_configs(args, quality.METHODS)]
+    assert tags == ["pid", "barlow_twins:selected", "vicreg:selected"]
+
+
+def test_a_selection_made_at_another_budget_is_refused(quality, tmp_path):
+    args = _selection_args(quality, tmp_path, {}, epochs=3)
+    with pytest.raises(ValueError, match=r"another budget \(differs in \['epochs'\]\)"):
+        quality.final_configs(args, quality.METHODS)

@@ -107,26 +107,31 @@ class ColorJitter(AugmentationLayer):
         """Draws per-image factors `{name: (batch,)}` and, with `random_order`,
         `order`: `(batch, 4)` ranks of the operations."""
         ops = self.backend
-        images = self._images_of(data)
-        batch_size = self._batch_size(images)
+        images = self.images_of(data)
+        batch_size = self.batch_size_of(images)
         if not training:
             return None
-        seed = self._seed(seed)
+        next_seed = self.seeds(seed)
 
         def factor(strength):
             return ops.random.uniform(
-                (batch_size,), minval=max(0.0, 1.0 - strength), maxval=1.0 + strength, seed=seed
+                (batch_size,),
+                minval=max(0.0, 1.0 - strength),
+                maxval=1.0 + strength,
+                seed=next_seed(),
             )
 
         transformation = {
             "brightness": factor(self.brightness),
             "contrast": factor(self.contrast),
             "saturation": factor(self.saturation),
-            "hue": ops.random.uniform((batch_size,), minval=-self.hue, maxval=self.hue, seed=seed),
+            "hue": ops.random.uniform(
+                (batch_size,), minval=-self.hue, maxval=self.hue, seed=next_seed()
+            ),
         }
         if self.random_order:
             # argsort of i.i.d. uniforms: a uniformly random permutation per image.
-            keys = ops.random.uniform((batch_size, len(_OPERATIONS)), seed=seed)
+            keys = ops.random.uniform((batch_size, len(_OPERATIONS)), seed=next_seed())
             transformation["order"] = ops.numpy.argsort(keys, axis=1)
         return transformation
 

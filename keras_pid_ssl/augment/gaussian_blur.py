@@ -67,12 +67,12 @@ class GaussianBlur(AugmentationLayer):
 
     def get_random_transformation(self, data, training=True, seed=None):
         """Draws one sigma per image: `{"sigma": (batch,)}`."""
-        images = self._images_of(data)
-        batch_size = self._batch_size(images)
+        images = self.images_of(data)
+        batch_size = self.batch_size_of(images)
         if not training:
             return None
         sigma = self.backend.random.uniform(
-            (batch_size,), minval=self.sigma[0], maxval=self.sigma[1], seed=self._seed(seed)
+            (batch_size,), minval=self.sigma[0], maxval=self.sigma[1], seed=self.seeds(seed)()
         )
         return {"sigma": sigma}
 

@@ -54,11 +54,11 @@ class RandomApply(AugmentationLayer):
 
     def get_random_transformation(self, data, training=True, seed=None):
         """Draws one decision per image: `{"apply": (batch,) bool}`."""
-        images = self._images_of(data)
-        batch_size = self._batch_size(images)
+        images = self.images_of(data)
+        batch_size = self.batch_size_of(images)
         if not training:
             return {"apply": self.backend.numpy.zeros((batch_size,), dtype="bool")}
-        draws = self.backend.random.uniform((batch_size,), seed=self._seed(seed))
+        draws = self.backend.random.uniform((batch_size,), seed=self.seeds(seed)())
         return {"apply": draws < self.rate}
 
     def transform_images(self, images, transformation, training=True):

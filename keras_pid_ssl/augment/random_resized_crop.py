@@ -83,22 +83,22 @@ class RandomResizedCrop(AugmentationLayer):
         """Draws one crop box per image: `{"boxes": (batch, 4)}` as
         `(top, left, height, width)` in pixels (float32 holding integers)."""
         ops = self.backend
-        images = self._images_of(data)
-        batch_size = self._batch_size(images)
+        images = self.images_of(data)
+        batch_size = self.batch_size_of(images)
         height, width = self._image_hw(images)
         if not training:
             return {"boxes": self._central_boxes(batch_size, height, width)}
-        seed = self._seed(seed)
+        next_seed = self.seeds(seed)
         area = float(height * width)
         shape = (batch_size, _ATTEMPTS)
         target_area = area * ops.random.uniform(
-            shape, minval=self.scale[0], maxval=self.scale[1], seed=seed
+            shape, minval=self.scale[0], maxval=self.scale[1], seed=next_seed()
         )
         log_ratio = ops.random.uniform(
             shape,
             minval=math.log(self.ratio[0]),
             maxval=math.log(self.ratio[1]),
-            seed=seed,
+            seed=next_seed(),
         )
         aspect = ops.numpy.exp(log_ratio)
         box_w = ops.numpy.round(ops.numpy.sqrt(target_area * aspect))
@@ -119,7 +119,7 @@ class RandomResizedCrop(AugmentationLayer):
         box_h = ops.numpy.where(found, box_h, fallback[:, 2])
         box_w = ops.numpy.where(found, box_w, fallback[:, 3])
         # torchvision: top = randint(0, height - box_h + 1), left likewise.
-        offsets = ops.random.uniform((batch_size, 2), seed=seed)
+        offsets = ops.random.uniform((batch_size, 2), seed=next_seed())
         top = ops.numpy.floor(offsets[:, 0] * (float(height) - box_h + 1.0))
         left = ops.numpy.floor(offsets[:, 1] * (float(width) - box_w + 1.0))
         top = ops.numpy.where(found, ops.numpy.minimum(top, height - box_h), fallback[:, 0])

@@ -7,9 +7,10 @@ epoch, and the parallel augmentation map advances a generator in whatever
 order its threads run. Here every pass over the data starts by reading an
 epoch counter (`epoch_variable`), shuffles with a stateless shuffle keyed by
 `(seed, epoch)`, and gives each batch a key derived from `(seed, epoch,
-step)`. While the augmentation function is traced, every Keras preprocessing
-layer in it draws its seeds from that key (`keyed_layers`) instead of its own
-generator, so augmentation is stateless, parallel and reproducible.
+step)`. While the augmentation function is traced, every augmentation layer
+of this package draws its random parameters from that key (`keyed_layers`,
+on the public `kps.augment.base.key_scope`) instead of its own generator, so
+augmentation is stateless, parallel and reproducible.
 `kps.callbacks.DataEpoch` sets the counter to Keras's epoch number at the
 start of each epoch, which makes a resumed `fit` see the same data as an
 uninterrupted one.
@@ -18,8 +19,7 @@ uninterrupted one.
 import contextlib
 import random
 
-import keras
-
+from keras_pid_ssl.augment.base import key_scope
 from keras_pid_ssl.utils.optional import import_tensorflow
 
 
@@ -52,41 +52,22 @@ def fold_in(key, data):
     return tf.random.experimental.stateless_fold_in(key, tf.cast(data, tf.int64))
 
 
-class _KeyedSeedGenerator(keras.random.SeedGenerator):
-    """Stands in for a layer's generator while a `tf.data` function is traced.
-
-    Each draw in the traced graph gets its own fixed offset, folded into the
-    batch key: distinct streams for every random op, with no state to update.
-    It keeps no variable, so it never calls `SeedGenerator.__init__`.
-    """
-
-    def __init__(self, key):  # noqa: keeps SeedGenerator's state out on purpose
-        self._key = key
-        self._draws = 0
-
-    def next(self, ordered=True):
-        self._draws += 1
-        return fold_in(self._key, self._draws)
-
-
 @contextlib.contextmanager
 def keyed_layers(layers, key):
-    """Makes every preprocessing layer in `layers` (and inside them) draw from `key`.
+    """Makes this package's augmentation layers called inside draw from `key`.
 
-    Only for tracing a `tf.data` function: the layers' generators are
-    restored on exit. Layers that draw their randomness some other way (e.g.
-    KerasCV's) keep their own generators.
+    For tracing a `tf.data` function: every draw of every `kps.augment`
+    layer (also inside `Pipeline`s, `Views` and `RandomApply`) gets its own
+    key folded from `key`, in call order, through the public
+    `kps.augment.base.key_scope`. Random layers that draw some other way
+    (Keras core's `keras.layers.RandomFlip`, KerasCV's) keep their own
+    generators: use `kps.augment.RandomFlip` and `RandomGrayscale` instead.
+
+    Args:
+        layers: the layers about to be called (kept for the callers; the
+            scope covers every layer called inside it).
+        key: a `(2,)` integer key, e.g. `fold_in(base_key(seed), step)`.
     """
-    generator = _KeyedSeedGenerator(key)
-    # By id: a layer shared by two views (or nested twice) is patched once.
-    patched = {}
-    for layer in layers:
-        for sublayer in layer._flatten_layers(include_self=True, recursive=True):
-            if hasattr(sublayer, "_get_seed_generator") and id(sublayer) not in patched:
-                object.__setattr__(sublayer, "_get_seed_generator", lambda backend=None: generator)
-                patched[id(sublayer)] = sublayer
-    try:
+    del layers  # the scope keys whatever is called inside it
+    with key_scope(key):
         yield
-    finally:
-        for sublayer in patched.values():
-            object.__delattr__(sublayer, "_get_seed_generator")

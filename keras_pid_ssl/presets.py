@@ -3,10 +3,10 @@
 Projector widths default to 2048-2048-2048, the CIFAR setting of solo-learn
 for both Barlow Twins and VICReg; the ImageNet papers use 8192-8192-8192
 (pass `projector_dims=(8192, 8192, 8192)`). Loss coefficients are the papers'
-(Barlow Twins lambda 5e-3; VICReg 25 / 25 / 1). The `pid_ssl` defaults are the
-pilot setting of docs/spec.md, section 3 (R^2 units, synergy term only, weight
-1, invariance 1, same-network clean-view target), not a tuned optimum: see
-README, "Results".
+(Barlow Twins lambda 5e-3; VICReg 25 / 25 / 1). The PID defaults, those of
+`kps.losses.PIDLoss`, are the pilot setting of docs/spec.md, section 3 (R^2
+units, synergy term only, weight 1, invariance 1; `pid_ssl`'s target is the
+same network on the clean view), not a tuned optimum: see README, "Results".
 """
 
 from keras_pid_ssl.heads.projector import Projector
@@ -67,22 +67,20 @@ def vicreg(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, synchronized_bn=False
 
 def pid_ssl(
     encoder,
-    base="barlow_twins",
     projector_dims=DEFAULT_PROJECTOR_DIMS,
-    invariance_weight=1.0,
-    w_joint=0.0,
-    w_red=0.0,
-    w_syn=1.0,
-    units="r2",
     target_momentum=0.0,
     base_kwargs=None,
     synchronized_bn=False,
-    **model_kwargs,
+    track_gradient_ratio=True,
+    **loss_kwargs,
 ):
     """A `PIDModel` on a Barlow Twins or VICReg base (docs/spec.md, section 3 defaults).
 
-    Train it with `kps.callbacks.PIDProtocol(epochs)` for the warm-up ->
-    transition -> PID schedule, on `{"view1", "view2", "target"}` batches.
+    `loss_kwargs` go to `kps.losses.PIDLoss` unchanged (`base`, `w_syn`,
+    `invariance_weight`, `units`, `estimator`, ...; its signature holds their
+    defaults); `base_kwargs` to the base loss named by `base`. Train it with
+    `kps.callbacks.PIDProtocol(epochs)` for the warm-up -> transition -> PID
+    schedule, on `{"view1", "view2", "target"}` batches.
 
     Example:
 
@@ -92,22 +90,21 @@ def pid_ssl(
     >>> model.ssl_loss.pid_coefficients
     {'invariance_weight': 1.0, 'w_joint': 0.0, 'w_red': 0.0, 'w_syn': 1.0}
     """
-    check_choice("base", base, ("barlow_twins", "vicreg"))
-    base_loss = {"barlow_twins": BarlowTwinsLoss, "vicreg": VICRegLoss}[base](**(base_kwargs or {}))
-    loss = PIDLoss(
-        base=base_loss,
-        invariance_weight=invariance_weight,
-        w_joint=w_joint,
-        w_red=w_red,
-        w_syn=w_syn,
-        units=units,
-    )
+    base = loss_kwargs.pop("base", "barlow_twins")
+    if isinstance(base, str):
+        check_choice("base", base, ("barlow_twins", "vicreg"))
+        base = {"barlow_twins": BarlowTwinsLoss, "vicreg": VICRegLoss}[base](**(base_kwargs or {}))
+    elif base_kwargs:
+        raise ValueError(
+            "`base_kwargs` configure a base loss given by name; `base` is already a loss. "
+            f"Received: base={base!r}, base_kwargs={base_kwargs!r}"
+        )
     return PIDModel(
         encoder,
-        _projector(projector_dims, base == "vicreg", synchronized_bn),
-        loss=loss,
+        _projector(projector_dims, isinstance(base, VICRegLoss), synchronized_bn),
+        loss=PIDLoss(base=base, **loss_kwargs),
         target_momentum=target_momentum,
-        **model_kwargs,
+        track_gradient_ratio=track_gradient_ratio,
     )
 
 

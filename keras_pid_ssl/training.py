@@ -1,11 +1,13 @@
 """Pretraining end to end: data, model, optimizer, monitors, resume, export.
 
-`pretrain(...)` is what `recipes/pretrain_cifar.py` calls with its flags; it
-is usable from Python too. It writes into `output_dir`:
+`pretrain(output_dir, config)` runs a `kps.PretrainConfig` (the `kps pretrain`
+command, `kps.pretrain` and `recipes/pretrain_cifar.py` call it) as a short
+sequence of steps: records, process set-up, data, model, callbacks, fit,
+save, summary. It writes into `output_dir`:
 
     backup/            atomic per-epoch backups (resume after a kill)
     .lock              PID and host of the process running in this folder
-    run_config.json    the arguments, checked when the run resumes
+    run_config.json    the configuration, checked when the run resumes
     history.csv        one row per finished epoch (kept across resumes)
     tensorboard/       TensorBoard logs
     pid_monitor.*      PID atoms of backbone features (method "pid"), one row per epoch
@@ -13,7 +15,7 @@ is usable from Python too. It writes into `output_dir`:
     model.keras        the final SSL model
     backbone.keras     the final backbone (Keras)
     backbone/          the final backbone as a TF SavedModel (`serve`, `serve_uint8`)
-    summary.json       configuration, versions, final metrics, wall time
+    summary.json       resolved configuration, versions, final metrics, wall time
 """
 
 import contextlib
@@ -37,53 +39,21 @@ from keras_pid_ssl import distribute as distribute_lib
 from keras_pid_ssl import models as models_lib
 from keras_pid_ssl import optimizers as optimizers_lib
 from keras_pid_ssl import presets
+from keras_pid_ssl.config import OPTIMIZERS
+from keras_pid_ssl.config import RESUME_FREE_FIELDS
+from keras_pid_ssl.config import PretrainConfig
 from keras_pid_ssl.export import export_backbone
 from keras_pid_ssl.utils.validation import check_choice
-from keras_pid_ssl.utils.validation import check_int
-from keras_pid_ssl.utils.validation import check_momentum
-from keras_pid_ssl.utils.validation import check_non_negative
-from keras_pid_ssl.utils.validation import check_positive
-from keras_pid_ssl.utils.validation import check_projector_dims
 
 try:
     import fcntl
 except ImportError:  # Windows: runs are not locked
     fcntl = None
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "small_convnet")
-OPTIMIZERS = ("lars", "sgd", "adamw")
-# PID targets: the target view through the same network ("clean"), through an
-# EMA of it ("ema", momentum 0.99 unless given), or a k-means pseudo-label
-# ("pseudo_label": PseudoLabelPIDModel + PseudoLabelRefresh, docs/spec.md, section 5).
-PID_TARGETS = ("clean", "ema", "pseudo_label")
-# Base learning rates per 256 images and weight decays. LARS: solo-learn's
-# CIFAR Barlow Twins configuration (lr 0.3, wd 1e-4, eta 0.02).
-OPTIMIZER_DEFAULTS = {
-    "lars": dict(lr=0.3, weight_decay=1e-4),
-    "sgd": dict(lr=0.3, weight_decay=1e-4),
-    "adamw": dict(lr=1e-3, weight_decay=1e-4),
-}
-AUGMENT_FOR_DATASET = {
-    "cifar10": "cifar",
-    "cifar100": "cifar",
-    "stl10": "imagenet",
-    "image_folder": "imagenet",
-    "fashion_mnist": "grayscale",
-}
 
-
-def build_backbone(name, input_shape, synchronized_bn=False):
-    """A backbone by name (`resnet18/34/50` use the CIFAR stem below 64 px)."""
-    check_choice("backbone", name, BACKBONES)
-    if name == "small_convnet":
-        return backbones_lib.SmallConvNet(input_shape=input_shape, synchronized_bn=synchronized_bn)
-    variant = "cifar" if min(input_shape[:2]) < 64 else "imagenet"
-    return backbones_lib.ResNet(
-        depth=int(name[len("resnet") :]),
-        variant=variant,
-        input_shape=input_shape,
-        synchronized_bn=synchronized_bn,
-    )
+def build_backbone(name, input_shape, synchronized_bn=False, weights=None):
+    """A backbone by name: see `kps.backbones.build`."""
+    return backbones_lib.build(name, input_shape, synchronized_bn=synchronized_bn, weights=weights)
 
 
 def build_optimizer(name, learning_rate, weight_decay, total_steps, warmup_steps):
@@ -162,56 +132,7 @@ def _worker_output_dir(output_dir, scope):
     return os.path.join(output_dir, "workers", f"{task_type}_{task_id}")
 
 
-def _check_run_arguments(args):
-    """`ValueError`s naming the argument (= the recipe's flag) and what it accepts.
-
-    `args`: `pretrain`'s arguments by name.
-    """
-    check_int("epochs", args["epochs"], 1)
-    check_int("batch_size", args["batch_size"], 2)
-    check_choice("optimizer", args["optimizer"], tuple(OPTIMIZER_DEFAULTS))
-    if args["lr"] is not None:
-        check_positive("lr", args["lr"])
-    if args["weight_decay"] is not None:
-        check_non_negative("weight_decay", args["weight_decay"])
-    check_int("warmup_epochs", args["warmup_epochs"], 0, args["epochs"])
-    check_projector_dims(args["projector_dims"])
-    for name in ("invariance_weight", "w_joint", "w_red", "w_syn"):
-        check_non_negative(name, args[name])
-    if args["target_momentum"] is not None:
-        check_momentum("target_momentum", args["target_momentum"])
-    for name in ("pid_warmup_epochs", "pid_transition_epochs"):
-        check_int(name, args[name], 0, args["epochs"], allow_none=True)
-    if args["method"] == "pid":
-        # PIDProtocol's defaults; the last epoch at least is in the PID stage.
-        warm, trans = (
-            round(0.1 * args["epochs"]) if args[name] is None else args[name]
-            for name in ("pid_warmup_epochs", "pid_transition_epochs")
-        )
-        if warm + trans >= args["epochs"]:
-            raise ValueError(
-                "`pid_warmup_epochs` + `pid_transition_epochs` must be less than `epochs` "
-                f"(the PID stage needs an epoch). Received: {warm} + {trans}, "
-                f"epochs={args['epochs']}"
-            )
-    check_choice(
-        "mixed_precision", args["mixed_precision"], (None, "mixed_float16", "mixed_bfloat16")
-    )
-    check_int("seed", args["seed"], 0)
-    check_int("train_subset", args["train_subset"], args["batch_size"], allow_none=True)
-    check_int("probe_subset", args["probe_subset"], 2)
-    check_int("probe_every", args["probe_every"], 1)
-    check_int("knn_every", args["knn_every"], 0)
-    if args["monitor_size"] != 0:
-        check_int("monitor_size", args["monitor_size"], 2)
-    check_int("monitor_projection_dim", args["monitor_projection_dim"], 1)
-
-
 # Records: lock, stored configuration, history ----------------------------------
-
-# Arguments that may change between the calls of one run: where things are
-# and how much is printed or exported.
-RESUME_FREE_ARGUMENTS = ("output_dir", "data_dir", "verbose", "export", "allow_config_change")
 
 
 def write_atomically(path, text):
@@ -307,7 +228,7 @@ def _normalised(config):
 def check_stored_config(output_dir, config, allow_config_change=False, compare=True, store=True):
     """Checks `config` against the stored `run_config.json`, then stores it.
 
-    Differences (arguments outside `RESUME_FREE_ARGUMENTS`, present in both)
+    Differences (fields outside `RESUME_FREE_FIELDS`, present in both)
     raise a `ValueError` naming each, unless `allow_config_change`, which
     warns. `compare=False` (nothing has trained in `output_dir` yet, e.g. an
     earlier attempt failed while loading data) skips the check; `store=False`
@@ -327,7 +248,7 @@ def check_stored_config(output_dir, config, allow_config_change=False, compare=T
         differences = [
             f"{key}: stored {stored[key]!r}, now {config[key]!r}"
             for key in sorted(set(stored) & set(config))
-            if key not in RESUME_FREE_ARGUMENTS and stored[key] != config[key]
+            if key not in RESUME_FREE_FIELDS and stored[key] != config[key]
         ]
         if not differences:
             store = False
@@ -443,58 +364,22 @@ def make_deterministic():
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def pretrain(
-    output_dir,
-    dataset="cifar10",
-    data_dir=None,
-    method="pid",
-    backbone="resnet18",
-    epochs=1000,
-    batch_size=256,
-    optimizer="lars",
-    lr=None,
-    weight_decay=None,
-    warmup_epochs=10,
-    projector_dims=(2048, 2048, 2048),
-    base="barlow_twins",
-    invariance_weight=1.0,
-    w_joint=0.0,
-    w_red=0.0,
-    w_syn=1.0,
-    units="r2",
-    target_view="clean",
-    target_momentum=None,
-    pid_target="clean",
-    num_clusters=None,
-    recluster_every=None,
-    pid_warmup_epochs=None,
-    pid_transition_epochs=None,
-    augment=None,
-    image_size=None,
-    mixed_precision=None,
-    strategy="none",
-    seed=0,
-    deterministic=True,
-    train_subset=None,
-    probe_subset=10000,
-    probe_every=1,
-    knn_every=5,
-    monitor_size=1024,
-    monitor_projection_dim=16,
-    export=True,
-    extra_callbacks=(),
-    verbose=1,
-    allow_config_change=False,
-):
-    """Pretrains a backbone with `method` and exports it. Returns the summary dict.
+def pretrain(output_dir, config=None, *, images=None, encoder=None, extra_callbacks=(), **options):
+    """Pretrains a backbone as `config` says and exports it. Returns the summary dict.
 
-    Most arguments are flags of `recipes/pretrain_cifar.py` of the same name;
-    see its `--help` for each. `lr` is the base learning rate per 256 images
-    (scaled linearly by the global `batch_size`); `batch_size` is global
-    (split over the replicas of `strategy`). A run with the same
-    `output_dir` resumes from its last complete epoch, with the same data
-    order and augmentation as an uninterrupted run. With `deterministic=True`
-    (see `make_deterministic`) the same `seed` gives the same run.
+    `config` is a `kps.PretrainConfig`; `options` are its fields, or arguments
+    of the method's loss (e.g. `w_syn=0.5`), and override it. `kps.pretrain`
+    is the one-call front end (any data, any backbone); the `kps pretrain`
+    command and `recipes/pretrain_cifar.py` call it. `images` (uint8 NumPy
+    array, `dataset="array"`) and `encoder` (a `keras.Model`,
+    `backbone="custom"`) pass what a configuration cannot name.
+
+    `lr` is the base learning rate per 256 images (scaled linearly by the
+    global `batch_size`); `batch_size` is global (split over the replicas of
+    `strategy`). A run with the same `output_dir` resumes from its last
+    complete epoch, with the same data order and augmentation as an
+    uninterrupted run. With `deterministic=True` (see `make_deterministic`)
+    the same `seed` gives the same run.
 
     The run's records are complete: `history.csv`, `pid_monitor.csv` and
     the probe history hold every finished epoch exactly once, whatever the
@@ -516,238 +401,316 @@ def pretrain(
                                     batch_size=256, optimizer="adamw")
     ```
     """
-    config = {k: v for k, v in locals().items() if k != "extra_callbacks"}
-    check_choice("method", method, tuple(presets.METHODS))
-    check_choice("dataset", dataset, tuple(AUGMENT_FOR_DATASET))
-    check_choice("pid_target", pid_target, PID_TARGETS)
-    _check_run_arguments(config)
-    if target_momentum is None:
-        target_momentum = 0.99 if pid_target == "ema" else 0.0
-    if pid_target == "pseudo_label" and (method != "pid" or target_momentum > 0):
-        raise ValueError(
-            "`pid_target='pseudo_label'` needs method='pid' and no EMA target. Received: "
-            f"method={method!r}, target_momentum={target_momentum}"
-        )
-    pseudo_label = method == "pid" and pid_target == "pseudo_label"
+    config = _make_config(config, options, images, encoder)
     start = time.time()
     # The scope first: a MultiWorkerMirroredStrategy must exist before
     # TensorFlow runs any op (data loading included).
-    scope = distribute_lib.strategy_scope(strategy)
+    scope = distribute_lib.strategy_scope(config.strategy)
     output_dir = _worker_output_dir(output_dir, scope)
     os.makedirs(output_dir, exist_ok=True)
     lock = RunLock(output_dir)
     lock.acquire()
     try:
-        finished = finished_summary(output_dir, epochs)
-        backup_dir = os.path.join(output_dir, "backup")
-        trained = finished is not None or (
-            os.path.isdir(backup_dir) and any(os.scandir(backup_dir))
-        )
-        check_stored_config(
-            output_dir, config, allow_config_change, compare=trained, store=finished is None
-        )
+        finished = _check_records(output_dir, config)
         if finished is not None:
-            warnings.warn(
-                f"The run in {output_dir} is already finished ({epochs} epochs, see its "
-                "summary.json): nothing to do, its files are left as they are. Use a new "
-                "`output_dir`, or more `epochs` with `allow_config_change=True`, to train more.",
-                stacklevel=2,
-            )
             return finished
-        keras.utils.set_random_seed(seed)
-        if deterministic:
-            make_deterministic()
-        if mixed_precision:
-            keras.mixed_precision.set_global_policy(mixed_precision)
-
-        pretrain_split = "unlabeled" if dataset == "stl10" else "train"
-        if dataset == "image_folder":
-            pretrain_split = None
-        images, labels = data_lib.load(
-            dataset, pretrain_split, data_dir=data_dir, image_size=image_size
-        )
-        if train_subset is not None:
-            if train_subset > len(images):
-                raise ValueError(
-                    f"`train_subset`={train_subset} exceeds the {len(images)} training images "
-                    f"of {dataset!r}. Use at most {len(images)}, or leave it unset for all."
-                )
-            images, labels = images[:train_subset], labels[:train_subset]
-        if len(images) < batch_size:
-            raise ValueError(
-                f"`batch_size`={batch_size} is larger than the {len(images)} training images."
-            )
-        input_shape = tuple(images.shape[1:])
-        steps_per_epoch = len(images) // batch_size
-        defaults = OPTIMIZER_DEFAULTS[optimizer]
-        lr = defaults["lr"] if lr is None else lr
-        weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
-        config.update(lr=lr, weight_decay=weight_decay, target_momentum=target_momentum)
-        refresh = None
-        if pseudo_label:
-            if num_clusters is None:
-                # The number of classes when known, else the follow-up's 100.
-                num_clusters = int(labels.max()) + 1 if labels.min() >= 0 else 100
-            # Outside the strategy scope: the labels' tf.Variable stays on the host.
-            refresh = callbacks_lib.PseudoLabelRefresh(
-                images,
-                epochs,
-                num_clusters=num_clusters,
-                recluster_every=recluster_every,
-                warmup_epochs=pid_warmup_epochs,
-                seed=seed,
-                verbose=verbose,
-            )
-            config.update(num_clusters=num_clusters, recluster_every=refresh.recluster_every)
-
+        _set_up_process(config)
+        data = _load_data(config, images)
+        run = config.resolved()
+        # Outside the strategy scope: the pseudo-labels' tf.Variable stays on the host.
+        refresh = _pseudo_label_refresh(run, data)
         with scope:
-            peak_lr = optimizers_lib.scale_learning_rate(lr, batch_size)
-            ssl_data = data_lib.ssl_dataset(
-                images,
-                views="pid" if method == "pid" and not pseudo_label else "two",
-                augment=augment or AUGMENT_FOR_DATASET[dataset],
-                batch_size=batch_size,
-                target_view=target_view,
-                seed=seed,
-                pseudo_labels=refresh.labels if pseudo_label else None,
-            )
-            synchronized_bn = scope.synchronized_batch_norm
-            encoder = build_backbone(backbone, input_shape, synchronized_bn=synchronized_bn)
-            kwargs = dict(projector_dims=tuple(projector_dims), synchronized_bn=synchronized_bn)
-            if method == "pid":
-                kwargs.update(
-                    base=base,
-                    invariance_weight=invariance_weight,
-                    w_joint=w_joint,
-                    w_red=w_red,
-                    w_syn=w_syn,
-                    units=units,
-                    target_momentum=target_momentum,
-                )
-            model = presets.get(method, encoder, **kwargs)
-            if pseudo_label:
-                model = models_lib.PseudoLabelPIDModel.from_pid_model(model, num_clusters)
-            model.compile(
-                optimizer=build_optimizer(
-                    optimizer,
-                    peak_lr,
-                    weight_decay,
-                    epochs * steps_per_epoch,
-                    warmup_epochs * steps_per_epoch,
-                )
-            )
-
-            # Epoch k's batches depend on (seed, k) only, also after a resume.
-            run_callbacks = [callbacks_lib.DataEpoch(ssl_data)]
-            if method == "pid":
-                run_callbacks.append(
-                    callbacks_lib.PIDProtocol(
-                        epochs,
-                        warmup_epochs=pid_warmup_epochs,
-                        transition_epochs=pid_transition_epochs,
-                    )
-                )
-            if pseudo_label:
-                run_callbacks.append(refresh)
+            model = _build_model(run, data, scope, encoder, refresh)
+            ssl_data = _ssl_dataset(run, data, refresh)
             backup = callbacks_lib.ResumableBackup(
                 os.path.join(output_dir, "backup"), extra_state=refresh
             )
-            # The epochs the latest intact backup holds (0: none). Rows of
-            # later epochs (a kill after their row, before their backup) go:
-            # those epochs run again and write them again.
-            found = backup.latest()
-            rows = trim_history(
-                os.path.join(output_dir, "history.csv"), 0 if found is None else found[1]["epoch"]
+            callbacks, probe = _callbacks(run, data, output_dir, ssl_data, backup, refresh)
+            history = model.fit(
+                ssl_data,
+                epochs=run.epochs,
+                callbacks=[*callbacks, *extra_callbacks],
+                verbose=run.verbose,
             )
-            probe = None
-            if labels.min() >= 0 and dataset != "image_folder":
-                test_images, test_labels = data_lib.load(
-                    dataset, "test", data_dir=data_dir, image_size=input_shape[:2]
-                )
-                train_probe = (images[:probe_subset], labels[:probe_subset])
-                test_probe = (test_images[:probe_subset], test_labels[:probe_subset])
-                probe = callbacks_lib.OnlineLinearProbe(train_probe, test_probe, every=probe_every)
-                probe.history = probe_history_from_rows(rows, probe.metric_names)
-                run_callbacks.append(probe)
-                if knn_every:
-                    run_callbacks.append(
-                        callbacks_lib.KNNMonitor(train_probe, test_probe, every=knn_every)
-                    )
-            if method == "pid" and monitor_size:
-                monitor_batch = next(
-                    iter(
-                        data_lib.ssl_dataset(
-                            images[-monitor_size:],
-                            views="pid",
-                            augment=augment or AUGMENT_FOR_DATASET[dataset],
-                            batch_size=min(monitor_size, len(images)),
-                            target_view=target_view,
-                            shuffle=False,
-                            seed=seed + 1,
-                        )
-                    )
-                )
-                monitor_batch = tuple(monitor_batch[key] for key in ("view1", "view2", "target"))
-                # The full estimator needs many more samples than the joint
-                # dimension (3 x projection_dim) to be nearly unbiased.
-                run_callbacks.append(
-                    callbacks_lib.PIDMonitor(
-                        monitor_batch, output_dir=output_dir, projection_dim=monitor_projection_dim
-                    )
-                )
-            # The epoch's row is written before its backup: a kill between
-            # them reruns the epoch, whose old row `trim_history` dropped.
-            run_callbacks += [
-                keras.callbacks.TerminateOnNaN(),
-                keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=True),
-                backup,
-                keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
-                *extra_callbacks,
-            ]
-            history = model.fit(ssl_data, epochs=epochs, callbacks=run_callbacks, verbose=verbose)
-        losses = history.history.get("loss", [])
-        if losses and not math.isfinite(losses[-1]):
-            found = backup.latest()
-            kept = "no backup" if found is None else f"the backup of epoch {found[1]['epoch']}"
-            raise FloatingPointError(
-                f"Training diverged: the loss of epoch {history.epoch[-1]} is {losses[-1]} and "
-                "TerminateOnNaN stopped the run. Nothing was exported; "
-                f"{kept} in {os.path.join(output_dir, 'backup')} is intact. Lower `lr`, use "
-                "`mixed_precision=None`, or check the data, then rerun to resume."
-            )
-
-        model.save(os.path.join(output_dir, "model.keras"))
-        model.encoder.save(os.path.join(output_dir, "backbone.keras"))
-        export_path = None
-        if export:
-            export_path = export_backbone(model, os.path.join(output_dir, "backbone"))
-        if probe is not None:
-            _plot_probe_curve(probe.history, os.path.join(output_dir, "probe_curve.png"))
-        rows = read_history(os.path.join(output_dir, "history.csv"))
-        # The last finished epoch's metrics, also when this call ran no epoch.
-        final = {k: _json_safe(_float(v)) for k, v in (rows[-1] if rows else {}).items()}
-        final.pop("epoch", None)
-        found = backup.latest()
-        summary = {
-            "config": config,
-            "versions": versions(),
-            "backend": keras.backend.backend(),
-            "num_replicas": scope.num_replicas,
-            "train_images": int(len(images)),
-            "steps_per_epoch": steps_per_epoch,
-            "peak_learning_rate": peak_lr,
-            "resumed_from_epoch": backup.resumed_from_epoch,
-            "epochs_run_this_call": len(history.epoch),
-            "epochs_completed": 0 if found is None else found[1]["epoch"],
-            "final_metrics": final,
-            "probe_history": probe.history if probe is not None else None,
-            "pseudo_label_refreshes": refresh.history if refresh is not None else None,
-            "export": export_path,
-            "wall_time_s": time.time() - start,
-        }
-        write_atomically(
-            os.path.join(output_dir, "summary.json"), json.dumps(summary, indent=2, default=str)
+        _check_finite(history, backup, output_dir)
+        export_path = _save(model, output_dir, run, probe)
+        return _write_summary(
+            output_dir, run, data, scope, history, backup, probe, refresh, export_path, start
         )
-        return summary
     finally:
         lock.release()
+
+
+# The steps of `pretrain` ------------------------------------------------------
+
+
+def _make_config(config, options, images, encoder):
+    if config is None:
+        config = PretrainConfig.from_options(**options)
+    elif options:
+        config = PretrainConfig.from_options(**{**config.to_dict(), **options})
+    if (images is None) != (config.dataset != "array"):
+        raise ValueError(
+            "`images` (a uint8 array) goes with dataset='array', and dataset='array' needs "
+            f"`images`. Received: dataset={config.dataset!r}, images "
+            f"{'given' if images is not None else 'not given'}. kps.pretrain sets both."
+        )
+    if (encoder is None) == (config.backbone == "custom"):
+        raise ValueError(
+            "`encoder` (a keras.Model) goes with backbone='custom', and backbone='custom' needs "
+            f"`encoder`. Received: backbone={config.backbone!r}, encoder "
+            f"{'given' if encoder is not None else 'not given'}. kps.pretrain sets both."
+        )
+    return config
+
+
+def _check_records(output_dir, config):
+    """The stored summary of a finished run (after a warning), else None.
+
+    Checks `config` against the stored one (see `check_stored_config`).
+    """
+    finished = finished_summary(output_dir, config.epochs)
+    backup_dir = os.path.join(output_dir, "backup")
+    trained = finished is not None or (os.path.isdir(backup_dir) and any(os.scandir(backup_dir)))
+    check_stored_config(
+        output_dir,
+        config.to_dict(),
+        config.allow_config_change,
+        compare=trained,
+        store=finished is None,
+    )
+    if finished is not None:
+        warnings.warn(
+            f"The run in {output_dir} is already finished ({config.epochs} epochs, see its "
+            "summary.json): nothing to do, its files are left as they are. Use a new "
+            "`output_dir`, or more `epochs` with `allow_config_change=True`, to train more.",
+            stacklevel=3,
+        )
+    return finished
+
+
+def _set_up_process(config):
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        make_deterministic()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+
+
+class _Data:
+    """The run's images: the training set, its labels, and the probe's splits."""
+
+    def __init__(self, images, labels, probe=None):
+        self.images, self.labels, self.probe = images, labels, probe
+        self.input_shape = tuple(images.shape[1:])
+
+
+def _load_data(config, images=None):
+    if images is None:
+        split = {"stl10": "unlabeled", "image_folder": None}.get(config.dataset, "train")
+        images, labels = data_lib.load(
+            config.dataset, split, data_dir=config.data_dir, image_size=config.image_size
+        )
+    else:
+        images = data_lib.prepare_images(
+            np.asarray(images), image_size=config.image_size, method="resize"
+        )
+        labels = np.full(len(images), -1, dtype=np.int64)
+    if config.train_subset is not None:
+        if config.train_subset > len(images):
+            raise ValueError(
+                f"`train_subset`={config.train_subset} exceeds the {len(images)} training "
+                f"images of {config.dataset!r}. Use at most {len(images)}, or leave it unset."
+            )
+        images, labels = images[: config.train_subset], labels[: config.train_subset]
+    if len(images) < config.batch_size:
+        raise ValueError(
+            f"`batch_size`={config.batch_size} is larger than the {len(images)} training "
+            "images. Use a smaller batch_size, or more images."
+        )
+    probe = None
+    if labels.min() >= 0 and config.dataset not in ("image_folder", "array"):
+        test_images, test_labels = data_lib.load(
+            config.dataset, "test", data_dir=config.data_dir, image_size=images.shape[1:3]
+        )
+        n = config.probe_subset
+        probe = ((images[:n], labels[:n]), (test_images[:n], test_labels[:n]))
+    return _Data(images, labels, probe)
+
+
+def _pseudo_label_refresh(config, data):
+    """The k-means pseudo-label callback of `pid_target="pseudo_label"`, else None."""
+    if config.method != "pid" or config.pid_target != "pseudo_label":
+        return None
+    num_clusters = config.num_clusters
+    if num_clusters is None:
+        # The number of classes when known, else the follow-up's 100.
+        num_clusters = int(data.labels.max()) + 1 if data.labels.min() >= 0 else 100
+    return callbacks_lib.PseudoLabelRefresh(
+        data.images,
+        config.epochs,
+        num_clusters=num_clusters,
+        recluster_every=config.recluster_every,
+        warmup_epochs=config.pid_warmup_epochs,
+        seed=config.seed,
+        verbose=config.verbose,
+    )
+
+
+def _build_model(config, data, scope, encoder, refresh):
+    synchronized_bn = scope.synchronized_batch_norm
+    if encoder is None:
+        encoder = build_backbone(
+            config.backbone, data.input_shape, synchronized_bn, weights=config.backbone_weights
+        )
+    kwargs = dict(projector_dims=config.projector_dims, synchronized_bn=synchronized_bn)
+    if config.method == "pid":
+        kwargs.update(target_momentum=config.target_momentum, base_kwargs=config.base_options)
+    model = presets.get(config.method, encoder, **kwargs, **config.loss_options)
+    if refresh is not None:
+        model = models_lib.PseudoLabelPIDModel.from_pid_model(model, refresh.num_clusters)
+    steps_per_epoch = len(data.images) // config.batch_size
+    model.compile(
+        optimizer=build_optimizer(
+            config.optimizer,
+            optimizers_lib.scale_learning_rate(config.lr, config.batch_size),
+            config.weight_decay,
+            config.epochs * steps_per_epoch,
+            config.warmup_epochs * steps_per_epoch,
+        )
+    )
+    return model
+
+
+def _ssl_dataset(config, data, refresh):
+    pseudo_label = refresh is not None
+    return data_lib.ssl_dataset(
+        data.images,
+        views="pid" if config.method == "pid" and not pseudo_label else "two",
+        augment=config.augment,
+        batch_size=config.batch_size,
+        target_view=config.target_view,
+        seed=config.seed,
+        pseudo_labels=refresh.labels if pseudo_label else None,
+    )
+
+
+def _callbacks(config, data, output_dir, ssl_data, backup, refresh):
+    """The run's callbacks, in order, and its online probe (None without labels)."""
+    # Epoch k's batches depend on (seed, k) only, also after a resume.
+    callbacks = [callbacks_lib.DataEpoch(ssl_data)]
+    if config.method == "pid":
+        callbacks.append(
+            callbacks_lib.PIDProtocol(
+                config.epochs,
+                warmup_epochs=config.pid_warmup_epochs,
+                transition_epochs=config.pid_transition_epochs,
+            )
+        )
+    if refresh is not None:
+        callbacks.append(refresh)
+    # The epochs the latest intact backup holds (0: none). Rows of later
+    # epochs (a kill after their row, before their backup) go: those epochs
+    # run again and write them again.
+    found = backup.latest()
+    history_path = os.path.join(output_dir, "history.csv")
+    rows = trim_history(history_path, 0 if found is None else found[1]["epoch"])
+    probe = None
+    if data.probe is not None:
+        probe = callbacks_lib.OnlineLinearProbe(*data.probe, every=config.probe_every)
+        probe.history = probe_history_from_rows(rows, probe.metric_names)
+        callbacks.append(probe)
+        if config.knn_every:
+            callbacks.append(callbacks_lib.KNNMonitor(*data.probe, every=config.knn_every))
+    if config.method == "pid" and config.monitor_size:
+        callbacks.append(_pid_monitor(config, data, output_dir))
+    # The epoch's row is written before its backup: a kill between them
+    # reruns the epoch, whose old row `trim_history` dropped.
+    callbacks += [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(history_path, append=True),
+        backup,
+        keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
+    ]
+    return callbacks, probe
+
+
+def _pid_monitor(config, data, output_dir):
+    size = min(config.monitor_size, len(data.images))
+    batch = next(
+        iter(
+            data_lib.ssl_dataset(
+                data.images[-size:],
+                views="pid",
+                augment=config.augment,
+                batch_size=size,
+                target_view=config.target_view,
+                shuffle=False,
+                seed=config.seed + 1,
+            )
+        )
+    )
+    # The full estimator needs many more samples than the joint dimension
+    # (3 x projection_dim) to be nearly unbiased.
+    return callbacks_lib.PIDMonitor(
+        tuple(batch[key] for key in ("view1", "view2", "target")),
+        output_dir=output_dir,
+        projection_dim=config.monitor_projection_dim,
+    )
+
+
+def _check_finite(history, backup, output_dir):
+    losses = history.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        found = backup.latest()
+        kept = "no backup" if found is None else f"the backup of epoch {found[1]['epoch']}"
+        raise FloatingPointError(
+            f"Training diverged: the loss of epoch {history.epoch[-1]} is {losses[-1]} and "
+            "TerminateOnNaN stopped the run. Nothing was exported; "
+            f"{kept} in {os.path.join(output_dir, 'backup')} is intact. Lower `lr`, use "
+            "`mixed_precision=None`, or check the data, then rerun to resume."
+        )
+
+
+def _save(model, output_dir, config, probe):
+    """Saves the model, the backbone and the plots; returns the SavedModel path or None."""
+    model.save(os.path.join(output_dir, "model.keras"))
+    model.encoder.save(os.path.join(output_dir, "backbone.keras"))
+    export_path = None
+    if config.export:
+        export_path = export_backbone(model, os.path.join(output_dir, "backbone"))
+    if probe is not None:
+        _plot_probe_curve(probe.history, os.path.join(output_dir, "probe_curve.png"))
+    return export_path
+
+
+def _write_summary(
+    output_dir, config, data, scope, history, backup, probe, refresh, export_path, start
+):
+    rows = read_history(os.path.join(output_dir, "history.csv"))
+    # The last finished epoch's metrics, also when this call ran no epoch.
+    final = {k: _json_safe(_float(v)) for k, v in (rows[-1] if rows else {}).items()}
+    final.pop("epoch", None)
+    found = backup.latest()
+    summary = {
+        "config": config.to_dict(),
+        "versions": versions(),
+        "backend": keras.backend.backend(),
+        "num_replicas": scope.num_replicas,
+        "train_images": int(len(data.images)),
+        "input_shape": list(data.input_shape),
+        "steps_per_epoch": len(data.images) // config.batch_size,
+        "peak_learning_rate": optimizers_lib.scale_learning_rate(config.lr, config.batch_size),
+        "resumed_from_epoch": backup.resumed_from_epoch,
+        "epochs_run_this_call": len(history.epoch),
+        "epochs_completed": 0 if found is None else found[1]["epoch"],
+        "final_metrics": final,
+        "probe_history": probe.history if probe is not None else None,
+        "pseudo_label_refreshes": refresh.history if refresh is not None else None,
+        "export": export_path,
+        "wall_time_s": time.time() - start,
+    }
+    write_atomically(
+        os.path.join(output_dir, "summary.json"), json.dumps(summary, indent=2, default=str)
+    )
+    return summary

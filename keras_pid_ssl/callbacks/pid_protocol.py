@@ -4,6 +4,7 @@ import math
 
 import keras
 
+from keras_pid_ssl.config import scaled_epochs
 from keras_pid_ssl.losses.pid import COEFFICIENT_NAMES
 from keras_pid_ssl.losses.pid import PIDLoss
 from keras_pid_ssl.utils.validation import check_int
@@ -29,8 +30,9 @@ class PIDProtocol(keras.callbacks.Callback):
 
     Args:
         epochs: total number of training epochs of the schedule.
-        warmup_epochs: epochs of plain base loss (default `round(0.1 * epochs)`).
-        transition_epochs: epochs of interpolation (default `round(0.1 * epochs)`).
+        warmup_epochs: epochs of plain base loss (default
+            `kps.config.scaled_epochs(epochs)`: 10% rounded half up, e.g. 1 of 5).
+        transition_epochs: epochs of interpolation (default: the same).
             `warmup_epochs + transition_epochs` must be less than `epochs`, so
             that the PID stage is reached.
         pid_coefficients: optional dict overriding the PID-stage values.
@@ -48,10 +50,9 @@ class PIDProtocol(keras.callbacks.Callback):
         super().__init__()
         check_int("epochs", epochs, 1)
         self.epochs = epochs
-        self.warmup_epochs = round(0.1 * epochs) if warmup_epochs is None else warmup_epochs
-        self.transition_epochs = (
-            round(0.1 * epochs) if transition_epochs is None else transition_epochs
-        )
+        default = scaled_epochs(epochs)
+        self.warmup_epochs = default if warmup_epochs is None else warmup_epochs
+        self.transition_epochs = default if transition_epochs is None else transition_epochs
         check_int("warmup_epochs", self.warmup_epochs, 0)
         check_int("transition_epochs", self.transition_epochs, 0)
         if self.warmup_epochs + self.transition_epochs >= epochs:

@@ -7,6 +7,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_pid_ssl.config import scaled_epochs
 from keras_pid_ssl.losses.pseudo_label_pid import PseudoLabelPIDLoss
 from keras_pid_ssl.utils.optional import import_tensorflow
 from keras_pid_ssl.utils.validation import check_int
@@ -110,7 +111,7 @@ class PseudoLabelRefresh(keras.callbacks.Callback):
         recluster_every: epochs between refreshes (default
             `max(1, round(epochs / 10))`: 100 of 1000 as in the follow-up).
         warmup_epochs: epochs of base loss before the first clustering
-            (default `round(0.1 * epochs)`, like `PIDProtocol`).
+            (default `kps.config.scaled_epochs(epochs)`, like `PIDProtocol`).
         supervision_weight_range: `(start, end)` of the log-linear ramp.
         batch_size: images per forward pass when embedding.
         normalize: L2-normalise the features before k-means.
@@ -147,7 +148,7 @@ class PseudoLabelRefresh(keras.callbacks.Callback):
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
         recluster_every = max(1, round(epochs / 10)) if recluster_every is None else recluster_every
-        warmup_epochs = round(0.1 * epochs) if warmup_epochs is None else warmup_epochs
+        warmup_epochs = scaled_epochs(epochs) if warmup_epochs is None else warmup_epochs
         for name, value, minimum in (
             ("recluster_every", recluster_every, 1),
             ("warmup_epochs", warmup_epochs, 0),

@@ -130,7 +130,7 @@ def build_model(
     if method == "pid_no_ratio":
         name, kwargs["track_gradient_ratio"] = "pid", False
     model = kps.presets.get(name, encoder, **kwargs)
-    defaults = kps.training.OPTIMIZER_DEFAULTS[optimizer]
+    defaults = kps.config.OPTIMIZER_DEFAULTS[optimizer]
     model.compile(
         optimizer=kps.training.build_optimizer(
             optimizer, defaults["lr"], defaults["weight_decay"], total_steps, 10

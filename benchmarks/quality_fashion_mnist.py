@@ -266,21 +266,28 @@ def loss_options_accepted(method, names):
 
 # Code and versions --------------------------------------------------------------------
 
-_STATE = {}
-
 
 def code_state():
-    """Hashes of the package's and this benchmark's source, and the git state (once)."""
-    if "code" not in _STATE:
+    """Hashes of the package's and this benchmark's source, and the git state.
+
+    Taken once per process (kept in `_common.PROCESS_STATE`, which every
+    importer of this module shares, also `__main__`), when the package is
+    imported: the code that runs, even if the files change later.
+    """
+    state = _common.PROCESS_STATE
+    if "code" not in state:
+        import keras_pid_ssl
+
         here = os.path.dirname(os.path.abspath(__file__))
-        _STATE["code"] = {
-            "package_source": _common.package_source_hash(),
+        state["code"] = {
+            # The package that is imported, wherever it is installed from.
+            "package_source": _common.package_source_hash(os.path.dirname(keras_pid_ssl.__file__)),
             "benchmark_source": _common.sha256_files(
                 [os.path.join(here, name) for name in BENCHMARK_SOURCES], here
             ),
             **_common.git_state(),
         }
-    return _STATE["code"]
+    return state["code"]
 
 
 def library_versions():
@@ -881,6 +888,7 @@ def main(argv=None):
         if f not in FLOORS:
             raise ValueError(f"--floors: unknown {f!r}; expected some of {FLOORS}")
     started = time.time()
+    code_state()
     if args.smoke:
         return smoke(args, methods, floors, started)
     output = args.output or os.path.join(

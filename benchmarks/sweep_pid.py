@@ -166,6 +166,7 @@ def main(argv=None):
     parser.add_argument("--output", default=os.path.join(_common.RESULTS_DIR, "sweep_pid.md"))
     parser.add_argument("--selection", default=os.path.join(_common.RESULTS_DIR, "tuning.json"))
     args = quality.apply_smoke(parser.parse_args(argv))
+    quality.code_state()
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
         if m not in quality.METHODS:

@@ -332,3 +332,13 @@ def test_a_selection_made_at_another_budget_is_refused(quality, tmp_path):
     args = _selection_args(quality, tmp_path, {}, epochs=3)
     with pytest.raises(ValueError, match=r"another budget \(differs in \['epochs'\]\)"):
         quality.final_configs(args, quality.METHODS)
+
+
+def test_code_state_is_taken_once_per_process_from_the_imported_package(quality):
+    import keras_pid_ssl
+
+    state = quality.code_state()
+    assert quality.code_state() is state  # the same snapshot for tuning and final stages
+    assert state["package_source"] == common.package_source_hash(
+        os.path.dirname(keras_pid_ssl.__file__)
+    )

@@ -887,6 +887,8 @@ def main(argv=None):
     for f in floors:
         if f not in FLOORS:
             raise ValueError(f"--floors: unknown {f!r}; expected some of {FLOORS}")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1 (2+ for intervals). Received: {args.seeds}")
     started = time.time()
     code_state()
     if args.smoke:

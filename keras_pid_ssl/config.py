@@ -22,6 +22,7 @@ True
 """
 
 import dataclasses
+import importlib.util
 import inspect
 import math
 import typing
@@ -101,6 +102,11 @@ class PretrainConfig:
     augment: str | None = _field(
         None, "Augmentation preset: cifar, imagenet, grayscale (default per data)."
     )
+    augmentation: str = _field(
+        "auto",
+        "Where views are drawn: host (tf.data, CPU), device (inside the train step, on the "
+        "accelerator; needs no TensorFlow), auto (device when TensorFlow is not installed).",
+    )
     # Model
     method: str | None = _field("pid", "SSL method: pid, barlow_twins or vicreg.")
     backbone: str | None = _field(
@@ -160,7 +166,11 @@ class PretrainConfig:
     knn_every: int = _field(5, "kNN monitor every N epochs (0: off).")
     monitor_size: int = _field(1024, "PID monitor: images (0: off).")
     monitor_projection_dim: int = _field(16, "PID monitor: random projection width.")
-    export: bool = _field(True, "Export the backbone as a SavedModel (needs TensorFlow).")
+    export: bool | None = _field(
+        None,
+        "Export the backbone as a TF SavedModel too (needs TensorFlow; default: when "
+        "TensorFlow is installed). backbone.keras is always written.",
+    )
     verbose: int = _field(1, "0 silent, 1 progress bar, 2 one line per epoch.")
     allow_config_change: bool = _field(
         False, "Resume a run whose stored configuration differs (the differences are printed)."
@@ -235,7 +245,14 @@ class PretrainConfig:
 
     def _defaults(self):
         optimizer = OPTIMIZER_DEFAULTS[self.optimizer]
+        tensorflow = tensorflow_installed()
         defaults = dict(
+            augmentation=(
+                ("host" if tensorflow else "device")
+                if self.augmentation == "auto"
+                else self.augmentation
+            ),
+            export=_default(self.export, tensorflow),
             augment=self.augment or AUGMENT_FOR_DATASET[self.dataset],
             lr=_default(self.lr, optimizer["lr"]),
             weight_decay=_default(self.weight_decay, optimizer["weight_decay"]),
@@ -262,6 +279,8 @@ class PretrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("pid_target", self.pid_target, PID_TARGETS)
         check_choice("target_view", self.target_view, ("clean", "weak"))
+        check_choice("augmentation", self.augmentation, ("auto", "host", "device"))
+        check_choice("export", self.export, (None, True, False))
         check_choice(
             "mixed_precision", self.mixed_precision, (None, "mixed_float16", "mixed_bfloat16")
         )
@@ -328,6 +347,12 @@ class PretrainConfig:
                 f"(the PID stage needs an epoch). Received: {warm} + {transition}, "
                 f"epochs={self.epochs}"
             )
+        if self.pid_target == "pseudo_label" and resolved["augmentation"] == "device":
+            raise ValueError(
+                "`pid_target='pseudo_label'` streams its labels through tf.data: it needs "
+                "augmentation='host' (and TensorFlow). Received: augmentation="
+                f"{self.augmentation!r}"
+            )
         if self.pid_target == "pseudo_label" and resolved["target_momentum"] > 0:
             raise ValueError(
                 "`pid_target='pseudo_label'` needs no EMA target. Received: "
@@ -344,6 +369,11 @@ def field_kind(field):
     """
     kinds = [t for t in typing.get_args(field.type) if t is not type(None)] or [field.type]
     return kinds[0]
+
+
+def tensorflow_installed():
+    """Whether TensorFlow can be imported (without importing it)."""
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def _default(value, default):

@@ -42,7 +42,7 @@ from keras_pid_ssl import presets
 from keras_pid_ssl.config import OPTIMIZERS
 from keras_pid_ssl.config import RESUME_FREE_FIELDS
 from keras_pid_ssl.config import PretrainConfig
-from keras_pid_ssl.export import export_backbone
+from keras_pid_ssl.config import tensorflow_installed
 from keras_pid_ssl.utils.validation import check_choice
 
 try:
@@ -354,10 +354,13 @@ def make_deterministic():
     `XLA_FLAGS=--xla_gpu_deterministic_ops=true` before starting Python.
     The setting is process-wide. With a fixed seed, `pretrain` on the
     TensorFlow backend on a CPU then repeats its loss history exactly (tested).
+    Without TensorFlow installed (no `tf.data` either) only the backend's
+    setting applies.
     """
-    import tensorflow as tf
+    if tensorflow_installed():
+        import tensorflow as tf
 
-    tf.config.experimental.enable_op_determinism()
+        tf.config.experimental.enable_op_determinism()
     if keras.backend.backend() == "torch":
         import torch
 
@@ -431,6 +434,7 @@ def pretrain(output_dir, config=None, *, images=None, encoder=None, extra_callba
                 epochs=run.epochs,
                 callbacks=[*callbacks, *extra_callbacks],
                 verbose=run.verbose,
+                shuffle=False,  # the datasets order each epoch by (seed, epoch)
             )
         _check_finite(history, backup, output_dir)
         export_path = _save(model, output_dir, run, probe)
@@ -630,8 +634,9 @@ def _callbacks(config, data, output_dir, ssl_data, backup, refresh):
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(history_path, append=True),
         backup,
-        keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
     ]
+    if tensorflow_installed():  # Keras's TensorBoard writes with tf.summary
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")))
     return callbacks, probe
 
 
@@ -678,6 +683,8 @@ def _save(model, output_dir, config, probe):
     model.encoder.save(os.path.join(output_dir, "backbone.keras"))
     export_path = None
     if config.export:
+        from keras_pid_ssl.export import export_backbone  # needs TensorFlow
+
         export_path = export_backbone(model, os.path.join(output_dir, "backbone"))
     if probe is not None:
         _plot_probe_curve(probe.history, os.path.join(output_dir, "probe_curve.png"))

@@ -15,7 +15,8 @@ class DataEpoch(keras.callbacks.Callback):
 
     Args:
         dataset: a dataset from `ssl_dataset` / `labeled_dataset`, or its
-            `epoch` variable.
+            `epoch` variable, or a `kps.data.ImageBatches` (anything with a
+            `set_epoch(epoch)` method).
 
     Example:
 
@@ -30,14 +31,17 @@ class DataEpoch(keras.callbacks.Callback):
 
     def __init__(self, dataset):
         super().__init__()
+        if callable(getattr(dataset, "set_epoch", None)):
+            self.set_epoch = dataset.set_epoch
+            return
         epoch = getattr(dataset, "epoch", dataset)
         if not (hasattr(epoch, "assign") and getattr(epoch, "shape", None) == ()):
             raise ValueError(
                 "`dataset` must be a dataset made by kps.data.ssl_dataset or "
-                "kps.data.labeled_dataset (they carry a `.epoch` counter), or that "
-                f"counter. Received: {dataset!r}"
+                "kps.data.labeled_dataset (they carry a `.epoch` counter), that "
+                f"counter, or a kps.data.ImageBatches. Received: {dataset!r}"
             )
-        self.epoch = epoch
+        self.set_epoch = epoch.assign
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch.assign(epoch)
+        self.set_epoch(epoch)

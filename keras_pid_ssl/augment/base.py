@@ -37,6 +37,7 @@ __all__ = [
     "TENSORFLOW_OPS",
     "check_value_range",
     "current_key_stream",
+    "in_tf_data",
     "key_scope",
 ]
 
@@ -386,8 +387,13 @@ def _ops_scope(ops):
         _state.ops = previous
 
 
-def _in_tf_data(inputs):
-    """True for symbolic TensorFlow tensors (a `tf.data` map) under JAX or PyTorch."""
+def in_tf_data(inputs):
+    """True for symbolic TensorFlow tensors (a `tf.data` map) under JAX or PyTorch.
+
+    A layer called with such inputs must not go through `Layer.__call__`,
+    which converts them to the backend's tensors: `AugmentationLayer` then
+    calls its `call` directly on `TENSORFLOW_OPS`.
+    """
     if "tensorflow" not in sys.modules or keras.backend.backend() == "tensorflow":
         return False
     tf = sys.modules["tensorflow"]
@@ -430,7 +436,7 @@ class AugmentationLayer(keras.layers.Layer):
         return _current_ops()
 
     def __call__(self, inputs, *args, **kwargs):
-        if not _in_tf_data(inputs):
+        if not in_tf_data(inputs):
             return super().__call__(inputs, *args, **kwargs)
         # In tf.data under JAX or PyTorch: no conversion to the backend's
         # tensors, TensorFlow ops throughout.

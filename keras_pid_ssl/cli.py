@@ -41,6 +41,16 @@ COMMANDS = {
 LOSS_CLASSES = {"pid": "PIDLoss", "barlow_twins": "BarlowTwinsLoss", "vicreg": "VICRegLoss"}
 # Arguments of `kps.pretrain` itself, not fields of `PretrainConfig`.
 PRETRAIN_ARGUMENTS = ("data", "output_dir")
+# The final metrics `kps pretrain` prints (all of them are in history.csv and TensorBoard).
+SUMMARY_METRICS = (
+    "loss",
+    "probe_accuracy",
+    "knn_accuracy",
+    "synergy",
+    "redundancy",
+    "monitor_synergy",
+    "monitor_redundancy",
+)
 # `kps finetune`'s output folder when --output_dir is left out (as recipes/finetune.py).
 FINETUNE_OUTPUT = "runs/finetune"
 TENSORFLOW_EXTRA = 'pip install "keras-pid-ssl[tensorflow]" (or "[tensorflow-cuda]")'
@@ -512,14 +522,23 @@ def _run_pretrain(args, parser):
 def _print_pretrain_summary(summary, output_dir):
     final = summary.get("final_metrics") or {}
     shown = {
-        k: v
-        for k, v in final.items()
-        if k == "loss" or any(key in k for key in ("accuracy", "synergy", "redundancy"))
+        k: final[k]
+        for k in SUMMARY_METRICS
+        if isinstance(final.get(k), (int, float)) and not isinstance(final.get(k), bool)
     }
-    epochs = summary.get("epochs_completed")
-    print(f"Pretraining done: {epochs} epoch(s) in {output_dir}.")
+    images, seconds = summary.get("train_images"), summary.get("wall_time_s")
+    took = f" in {seconds:.0f} s" if isinstance(seconds, (int, float)) else ""
+    print(
+        f"Pretraining done: {summary.get('epochs_completed')} epoch(s)"
+        + (f" on {images} images" if images else "")
+        + f"{took}; the run is in {output_dir}."
+    )
     if shown:
-        print("Final metrics: " + ", ".join(f"{k} {_number(v)}" for k, v in shown.items()))
+        print(
+            "Final metrics: "
+            + ", ".join(f"{k} {_number(v)}" for k, v in shown.items())
+            + " (every metric: history.csv, TensorBoard)"
+        )
     locations = [
         ("Backbone", os.path.join(output_dir, "backbone.keras")),
         ("SavedModel", summary.get("export")),

@@ -30,6 +30,7 @@ FIELD_VALUES = {
     "train_subset": ("512", 512),
     "image_size": ("24", 24),
     "augment": ("grayscale", "grayscale"),
+    "augmentation": ("host", "host"),
     "method": ("vicreg", "vicreg"),
     "backbone": ("small_convnet", "small_convnet"),
     "backbone_weights": ("w.weights.h5", "w.weights.h5"),
@@ -423,3 +424,37 @@ def test_the_installed_kps_command_answers_help():
     assert result.returncode == 0, result.stderr[-2000:]
     for command in cli.COMMANDS:
         assert command in result.stdout
+
+
+# End to end -------------------------------------------------------------------------------
+
+
+def test_pretrain_then_linear_eval_from_the_command_line(labelled_folder, tmp_path, capsys):
+    """The issue's acceptance run: `kps pretrain` on a folder of 64 PNGs, then `kps
+    linear-eval` of its backbone on a labelled folder, checked against scikit-learn."""
+    rng = np.random.default_rng(2)
+    (tmp_path / "unlabelled").mkdir()
+    for i, image in enumerate(rng.integers(0, 256, (64, 16, 16, 3)).astype(np.uint8)):
+        Image.fromarray(image).save(tmp_path / "unlabelled" / f"{i:02d}.png")
+    run = tmp_path / "O"
+    pretrain = ["pretrain", f"--data={tmp_path / 'unlabelled'}", "--backbone=small_convnet"]
+    flags = ["--epochs=1", "--batch_size=32", f"--output_dir={run}", "--export=false"]
+    assert cli.main([*pretrain, *flags]) == 0
+    printed = capsys.readouterr().out
+    assert "Pretraining done: 1 epoch(s) on 64 images" in printed
+    assert str(run / "backbone.keras") in printed
+    with open(run / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["config"]["backbone"] == "small_convnet" and summary["config"]["epochs"] == 1
+    assert summary["config"]["export"] is False and summary["epochs_completed"] == 1
+
+    backbone = str(run / "backbone.keras")
+    argv = ["linear-eval", f"--backbone_path={backbone}", f"--data={labelled_folder}"]
+    assert cli.main(argv) == 0
+    with open(run / "linear_eval.json") as f:
+        result = json.load(f)
+    images, labels = _read_folder(labelled_folder)
+    train, test = _reference_split(labels, 0.2, 0)
+    expected = _reference_top1(backbone, images[train], labels[train], images[test], labels[test])
+    assert result["top1"] == pytest.approx(expected, abs=1e-9)
+    assert (result["train_images"], result["test_images"]) == (32, 8)

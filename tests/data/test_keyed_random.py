@@ -100,3 +100,38 @@ def test_unseeded_pipelines_follow_keras_global_seed():
     keras.utils.set_random_seed(11)
     assert _equal(_pass(kps.data.ssl_dataset(images, batch_size=8)), first)
     assert not _equal(_pass(kps.data.ssl_dataset(images, batch_size=8)), first)
+
+
+def test_labeled_augmentation_is_keyed_too():
+    # crop_flip: the random resized crop and the flip both follow the batch key.
+    images, labels = _images(16), np.arange(16)
+    dataset = kps.data.labeled_dataset(
+        images, labels, batch_size=8, augment="crop_flip", shuffle=True, seed=2
+    )
+    passes = [_pass(dataset) for _ in range(2)]
+    assert not _equal(passes[0], passes[1])
+    fresh = kps.data.labeled_dataset(
+        images, labels, batch_size=8, augment="crop_flip", shuffle=True, seed=2
+    )
+    fresh.epoch.assign(1)
+    assert _equal(_pass(fresh), passes[1])
+
+
+def test_the_flip_alone_is_keyed():
+    # One image repeated: each output is that image or its mirror; a replayed
+    # pass flips the same copies, the next pass others.
+    images = np.repeat(_images(1), 32, axis=0)
+    original = images[0].astype("float32") / 255.0
+    dataset = kps.data.labeled_dataset(images, np.zeros(32, int), batch_size=32, augment="flip")
+    masks = []
+    for _ in range(2):
+        out = _pass(dataset)[0][0]
+        mirrored = np.all(np.isclose(out, original[:, ::-1]), axis=(1, 2, 3))
+        assert np.all(mirrored | np.all(np.isclose(out, original), axis=(1, 2, 3)))
+        masks.append(mirrored)
+    assert 0 < masks[0].sum() < 32 and not np.array_equal(masks[0], masks[1])
+    dataset.epoch.assign(0)
+    out = _pass(dataset)[0][0]
+    np.testing.assert_array_equal(
+        np.all(np.isclose(out, original[:, ::-1]), axis=(1, 2, 3)), masks[0]
+    )

@@ -128,6 +128,36 @@ def view_pipeline(name, view=1, image_size=None, crop_scale=(0.08, 1.0), seed=No
     return keras.layers.Pipeline(layers, name=f"{name}_view{view}")
 
 
+@keras.saving.register_keras_serializable(package="keras_pid_ssl")
+class TargetResizing(keras.layers.Resizing):
+    """`keras.layers.Resizing` (bilinear, antialiased) that compiles everywhere.
+
+    Antialiasing only changes a downscale, and TensorFlow's antialiased
+    resize has no XLA kernel, so an image already at the size is returned as
+    it is and an upscale is a plain bilinear resize (the same values): the
+    clean target of CIFAR or Fashion-MNIST then runs in a `jit_compile`d
+    TensorFlow train step. A downscale is antialiased as before.
+    """
+
+    def transform_images(self, images, transformation=None, training=True):
+        height, width = tuple(self.backend.shape(images))[-3:-1]
+        if isinstance(height, int) and isinstance(width, int):
+            if (height, width) == (self.height, self.width):
+                return self.backend.cast(images, self.compute_dtype)
+            if height <= self.height and width <= self.width:
+                return self.backend.cast(
+                    self.backend.image.resize(
+                        images,
+                        (self.height, self.width),
+                        interpolation=self.interpolation,
+                        antialias=False,
+                        data_format=self.data_format,
+                    ),
+                    self.compute_dtype,
+                )
+        return super().transform_images(images, transformation, training=training)
+
+
 def target_pipeline(kind="clean", image_size=32, seed=None):
     """The PID model's target view: `"clean"` (resized) or `"weak"` (resized, flipped).
 
@@ -147,7 +177,7 @@ def target_pipeline(kind="clean", image_size=32, seed=None):
     """
     check_choice("kind", kind, TARGET_VIEWS)
     height, width = check_image_size("image_size", image_size)
-    layers = [keras.layers.Resizing(height, width, interpolation="bilinear", antialias=True)]
+    layers = [TargetResizing(height, width, interpolation="bilinear", antialias=True)]
     if kind == "weak":
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     return keras.layers.Pipeline(layers, name=f"{kind}_target")
@@ -187,3 +217,56 @@ def preset(name, image_size=None, target="clean", crop_scale=(0.08, 1.0), seed=N
         target_seed = None if seed is None else int(seed) * 10 + 3
         target_layer = target_pipeline(target, image_size=size, seed=target_seed)
     return Views(*views, target=target_layer, name=f"{name}_views")
+
+
+def resolve_views(augment, image_size=None, target=None, seed=None):
+    """The `Views` that `augment` names: a preset, a `Views` or one layer.
+
+    What `kps.SSLModel(..., augment=...)` and `kps.data.ssl_dataset(...,
+    augment=...)` accept.
+
+    Args:
+        augment: a preset name (`"cifar"`, `"imagenet"`, `"grayscale"`), a
+            `Views` (used as it is, given a target view if it has none and
+            one is asked for), or a Keras layer (applied to each view, which
+            draw independent parameters).
+        image_size: output size of the views (int or `(height, width)`);
+            default: the preset's.
+        target: the target view to add, `"clean"` or `"weak"`, or `None`.
+        seed: integer seed of a preset or of an added target view.
+
+    Returns:
+        A `Views`.
+
+    Example:
+
+    >>> views = resolve_views("grayscale", image_size=28, target="clean")
+    >>> views.num_views, views.view1.name
+    (3, 'grayscale_view1')
+    """
+    check_choice("target", target, (None,) + TARGET_VIEWS)
+    if isinstance(augment, str):
+        if augment not in RECIPES:
+            raise ValueError(
+                f"Unknown augmentation preset {augment!r}. Available presets: "
+                f"{', '.join(PRESETS)}; or pass a kps.augment.Views or a Keras layer."
+            )
+        return preset(augment, image_size=image_size, target=target, seed=seed)
+    if not isinstance(augment, keras.layers.Layer):
+        raise ValueError(
+            "`augment` must be a preset name, a kps.augment.Views or a Keras layer "
+            f"(applied independently to each view). Received: augment={augment!r}"
+        )
+    view1, view2 = (augment.view1, augment.view2) if isinstance(augment, Views) else (augment,) * 2
+    target_layer = augment.target if isinstance(augment, Views) else None
+    if target is not None and target_layer is None:
+        if image_size is None:
+            raise ValueError(
+                "A target view needs its `image_size`; pass it, or pass a "
+                "kps.augment.Views whose `target` is set (e.g. "
+                'kps.augment.preset("cifar", target="clean")).'
+            )
+        target_layer = target_pipeline(target, image_size=image_size, seed=seed)
+    if isinstance(augment, Views) and target_layer is augment.target:
+        return augment
+    return Views(view1, view2, target=target_layer)

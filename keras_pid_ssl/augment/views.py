@@ -1,6 +1,46 @@
 """`Views`: the augmentation pipelines of the two (or three) views."""
 
 import keras
+from keras import ops
+
+# Draws one layer may make per keyed call (`Views(..., step=k)`): its generator
+# state's counter starts at `k * _DRAWS_PER_STEP`, so steps never share a draw.
+_DRAWS_PER_STEP = 1024
+# Steps wrap around after this many (the counter must fit int32 on PyTorch).
+_STEP_PERIOD = 2**21
+
+
+def seed_states(layer):
+    """The random-generator states of `layer` and of every layer nested in it.
+
+    Each is the `state` variable of a `keras.random.SeedGenerator`: a
+    non-trainable integer vector `(seed, counter)` whose counter every draw
+    advances. Keras tracks them as the layer's non-trainable variables.
+    """
+    return [
+        variable
+        for variable in layer.non_trainable_variables
+        if "int" in str(variable.dtype) and tuple(variable.shape) == (2,)
+    ]
+
+
+def key_seed_states(layer, step):
+    """Keys every random generator of `layer` on `step` (stateless draws).
+
+    Sets each generator state `(seed, counter)` to `(seed, step * 1024)`, so
+    the next call of `layer` draws what `(its seeds, step)` decide, whatever
+    was drawn before: a run that restarts at step `k` draws what an
+    uninterrupted run draws there. Works inside compiled steps (`step` may be
+    a tensor) on every backend.
+
+    Args:
+        layer: a Keras layer (e.g. a `Views`).
+        step: a non-negative integer (or integer tensor).
+    """
+    for state in seed_states(layer):
+        counter = ops.mod(ops.cast(step, "int32"), _STEP_PERIOD) * _DRAWS_PER_STEP
+        value = ops.convert_to_tensor(state.value)
+        state.assign(ops.stack([value[0], ops.cast(counter, value.dtype)]))
 
 
 def build_view(layer, input_shape):
@@ -72,7 +112,13 @@ class Views(keras.layers.Layer):
     the backend's tensors, so it can run inside `tf.data` on every backend
     when its views can (Keras preprocessing layers, `Pipeline`s of them and
     this package's augmentation layers can; `keras.Sequential` cannot under
-    JAX).
+    JAX). It also runs on the accelerator inside a model's train step:
+    `kps.SSLModel(..., augment=views)` draws the views there.
+
+    Called with `step=k`, the views are keyed on `(the layers' seeds, k)`
+    (`key_seed_states`): the same `k` gives the same views, however often
+    the layer was called before. Without `step`, each call advances the
+    layers' generators as usual.
 
     Args:
         view1: layer producing the first view.
@@ -82,10 +128,12 @@ class Views(keras.layers.Layer):
 
     Example:
 
-    ```python
-    views = kps.augment.preset("cifar")          # a Views
-    view1, view2, target = views(images)          # float images in [0, 1]
-    ```
+    >>> views = kps.augment.preset("cifar", seed=0)   # a Views
+    >>> images = np.random.rand(4, 32, 32, 3).astype("float32")
+    >>> view1, view2, target = views(images, step=3)
+    >>> again, _, _ = views(images, step=3)
+    >>> bool(np.allclose(view1, again)), bool(np.allclose(view1, view2))
+    (True, False)
     """
 
     def __init__(self, view1, view2, target=None, **kwargs):
@@ -119,7 +167,9 @@ class Views(keras.layers.Layer):
     def num_views(self):
         return 2 if self.target is None else 3
 
-    def call(self, images, training=True):
+    def call(self, images, training=True, step=None):
+        if step is not None:
+            key_seed_states(self, step)
         outputs = []
         for layer in self._layers_of_views():
             build_view(layer, tuple(images.shape))

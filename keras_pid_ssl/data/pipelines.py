@@ -24,7 +24,7 @@ from keras_pid_ssl.utils.optional import import_tensorflow
 from keras_pid_ssl.utils.validation import check_image_size
 from keras_pid_ssl.utils.validation import check_int
 
-VIEWS = ("two", "pid")
+VIEWS = ("two", "pid", "images")
 
 
 def _tf():
@@ -175,6 +175,13 @@ def ssl_dataset(
     (`num_parallel_calls=AUTOTUNE`) and prefetched. `drop_remainder=True`
     keeps every batch full: the losses use batch statistics.
 
+    With `views="images"` the batches hold the images alone, `{"images":
+    uint8 (batch_size, height, width, channels)}`, not augmented (nor
+    resized), for a model that draws its views on the device
+    (`kps.SSLModel(..., augment="cifar")`, `kps.PIDModel(..., augment=...)`);
+    `augment`, `image_size` and `target_view` are then not used. A quarter
+    of the bytes of one float view travel to the device per image.
+
     The order and the augmentation of each pass depend only on `seed` and the
     pass number, which the dataset counts in `dataset.epoch` (an int64
     `tf.Variable`): the same `seed` gives the same batches on every backend.
@@ -187,7 +194,8 @@ def ssl_dataset(
         images: uint8 NumPy array `(num_images, height, width, channels)` (as
             `kps.data.load` returns), or a `tf.data.Dataset` of uint8 images or
             of `(image, label)` pairs (labels are dropped).
-        views: `"two"` or `"pid"` (adds the target view).
+        views: `"two"`, `"pid"` (adds the target view) or `"images"` (the
+            uint8 images alone, for a model with `augment`).
         augment: a preset name (`"cifar"`, `"imagenet"`, `"grayscale"`), a
             `kps.augment.Views`, or a Keras layer applied to each view.
         batch_size: images per batch (>= 2).
@@ -233,15 +241,22 @@ def ssl_dataset(
     else:
         shape = check_uint8_images(images).shape[1:]
     size = tuple(shape[:2]) if image_size is None else image_size
-    augmenter = _resolve_views(augment, views, size, target_view, seed)
-    check_tf_data_safe(augmenter)
-
-    layers = [augmenter.view1, augmenter.view2] + ([augmenter.target] if views == "pid" else [])
-
-    keys = ["view1", "view2"] + (["target"] if views == "pid" else [])
+    if views == "images":
+        layers, keys = [], []
+    else:
+        augmenter = _resolve_views(augment, views, size, target_view, seed)
+        check_tf_data_safe(augmenter)
+        layers = [augmenter.view1, augmenter.view2]
+        layers += [augmenter.target] if views == "pid" else []
+        keys = ["view1", "view2"] + (["target"] if views == "pid" else [])
 
     def make_views(batch, key):
         images_batch, index = batch if pseudo_labels is not None else (batch, None)
+        if views == "images":
+            outputs = {"images": images_batch}
+            if index is not None:
+                outputs["label"] = tf.gather(pseudo_labels, index)
+            return outputs
         images_batch = _to_float(images_batch)
         outputs = {}
         with keyed_random.keyed_layers(layers, key):

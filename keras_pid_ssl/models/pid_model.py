@@ -39,6 +39,12 @@ class PIDModel(SSLModel):
     With a `PseudoLabelPIDLoss` the target is a pseudo-label instead: batches
     are `{"view1", "view2", "label"}` (see `PseudoLabelPIDModel`).
 
+    With `augment` (see `SSLModel`), batches are `{"images"}` (plus
+    `"label"` for a pseudo-label target) and the model draws the two views
+    and the target view on the device: a preset name gives the `"clean"`
+    target (the image resized to the encoder's input size); for `"weak"`,
+    pass `kps.augment.preset(name, target="weak")`.
+
     Every term, PID atom (nats) and coefficient of the loss is reported as a
     metric, plus `pid_grad_ratio` (`PIDLoss.gradient_ratio`): the ratio of
     the gradient norm of the weighted PID terms to that of the base loss,
@@ -53,6 +59,8 @@ class PIDModel(SSLModel):
             [0, 1).
         track_gradient_ratio: compute `pid_grad_ratio` (two extra backward
             passes through the loss, not through the network).
+        **kwargs: `SSLModel`'s `input_range` and `augment`, and base model
+            arguments (`name`).
 
     Example:
 
@@ -121,8 +129,17 @@ class PIDModel(SSLModel):
         onlines = self.encoder.weights + self.projector.weights
         return list(zip(targets, onlines, strict=True))
 
+    def augment_target_view(self):
+        return "clean" if self.ssl_loss.target_kind == "embedding" else None
+
     @property
     def view_keys(self):
+        if self.augment is not None:
+            return ("images",) if self.target_key == "target" else ("images", "label")
+        return self.views_keys
+
+    @property
+    def views_keys(self):
         return ("view1", "view2", self.target_key)
 
     @property
@@ -159,7 +176,11 @@ class PIDModel(SSLModel):
             target.assign(m * target + (1.0 - m) * ops.stop_gradient(online.value))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y_pred is None:
+            y_pred = self(x, training=training)
         z1, z2 = self.embeddings(x, y_pred, training)
+        if isinstance(y_pred, dict) and "target_view" in y_pred:
+            x = {**x, "target": y_pred["target_view"]}  # drawn by `augment`
         t = self.target(x, training)
         terms = self.ssl_loss.terms(z1, z2, t)
         self._update_trackers(terms)

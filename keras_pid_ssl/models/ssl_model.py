@@ -1,11 +1,14 @@
 """`SSLModel`: an encoder and a projector trained by a two-view SSL loss."""
 
+import json
 import math
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_pid_ssl.augment.presets import resolve_views
+from keras_pid_ssl.distribute.replicas import num_replicas_in_sync
 from keras_pid_ssl.distribute.replicas import scale_loss_for_replicas
 from keras_pid_ssl.losses.base import SSLLoss
 from keras_pid_ssl.utils.batches import first_batch
@@ -38,6 +41,17 @@ class SSLModel(keras.Model):
     of a batch of images; `model(batch)` on a dict of views returns a dict of
     embeddings; `model.encoder` is the backbone to take downstream.
 
+    With `augment` (e.g. `augment="cifar"`), the model draws the views itself,
+    inside its train step, on the accelerator: feed it batches of the images
+    alone, `{"images": uint8 (batch_size, height, width, channels)}` (what
+    `kps.data.ssl_dataset(images, views="images")` yields), which it
+    converts to float `[0, 1]` and augments with per-image random parameters
+    (crop, flip, colour jitter, grayscale, blur, solarize: the preset's).
+    Training step `k` draws what `(the augmentation's seeds, k)` decide
+    (`kps.augment.Views(..., step=k)`), and `k` is a model variable, saved in
+    weights and backups, so a resumed run draws the views an uninterrupted
+    one draws. `model(images)`, `predict` and export are not augmented.
+
     Args:
         encoder: a `keras.Model` mapping images to feature vectors.
         projector: a layer mapping features to embeddings (e.g. `Projector`).
@@ -47,6 +61,10 @@ class SSLModel(keras.Model):
             the first batch against it and refuses e.g. 0-255 floats or
             uint8 images with a clear error. `None` turns the check off (for
             inputs normalised otherwise).
+        augment: `None` (batches bring their views), or the augmentation the
+            model draws on the device: a preset name (`"cifar"`,
+            `"imagenet"`, `"grayscale"`; views of the encoder's input size),
+            a `kps.augment.Views`, or a Keras layer applied to each view.
 
     Example:
 
@@ -61,9 +79,17 @@ class SSLModel(keras.Model):
     model.compile(optimizer="adamw")
     model.fit(two_view_dataset, epochs=10)  # yields {"view1", "view2"} batches
     ```
+
+    With the views drawn on the device:
+
+    ```python
+    model = kps.SSLModel(encoder, projector, kps.losses.BarlowTwinsLoss(), augment="cifar")
+    model.compile(optimizer="adamw", jit_compile=True)
+    model.fit(kps.data.ssl_dataset(images, views="images", batch_size=256), epochs=10)
+    ```
     """
 
-    def __init__(self, encoder, projector, loss, input_range=(0.0, 1.0), **kwargs):
+    def __init__(self, encoder, projector, loss, input_range=(0.0, 1.0), augment=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(encoder, keras.layers.Layer):
             raise ValueError(f"`encoder` must be a Keras model or layer. Received: {encoder!r}")
@@ -82,6 +108,35 @@ class SSLModel(keras.Model):
         # Batch structures `check_batch` has seen (a set: not tracked by Keras).
         self.checked_structures = set()
         self._build_projector()
+        self._set_augment(augment)
+
+    def _set_augment(self, augment):
+        self.augment = None
+        self.augment_config = None  # JSON text of the `augment` argument
+        if augment is None:
+            return
+        self.augment = resolve_views(
+            augment, image_size=self._encoder_image_size(), target=self.augment_target_view()
+        )
+        self.augment_config = json.dumps(
+            augment if isinstance(augment, str) else keras.saving.serialize_keras_object(augment)
+        )
+        # The training step the next views are keyed on (saved with the weights).
+        self.augment_step = keras.Variable(
+            0, dtype="int32", trainable=False, aggregation="none", name="augment_step"
+        )
+
+    def _encoder_image_size(self):
+        try:
+            shape = tuple(self.encoder.input_shape)
+        except (AttributeError, ValueError):  # a subclassed encoder: no fixed input
+            return None
+        size = shape[1:3]
+        return size if len(shape) == 4 and all(isinstance(d, int) for d in size) else None
+
+    def augment_target_view(self):
+        """The target view `augment` must also draw (`None`: two views)."""
+        return None
 
     def _build_projector(self):
         feature_shape = getattr(self.encoder, "output_shape", None)
@@ -93,9 +148,43 @@ class SSLModel(keras.Model):
     @property
     def view_keys(self):
         """The keys every batch must hold."""
+        return ("images",) if self.augment is not None else self.views_keys
+
+    @property
+    def views_keys(self):
+        """The keys of a batch that brings its views (no `augment` at work)."""
         return ("view1", "view2")
 
+    def draw_views(self, batch, training=None):
+        """The views `augment` draws from `batch["images"]` (uint8 or float [0, 1]).
+
+        Returns `{"view1", "view2"}` (and `"target"` for a PID target view),
+        float32. With `training=True` the draw is keyed on the model's
+        training step, which it advances (one step per call, and per
+        replica under `tf.distribute`); otherwise the generators run on.
+        """
+        images = batch["images"]
+        scale = 255.0 if "int" in str(images.dtype) else 1.0
+        images = ops.cast(images, "float32") / scale
+        step = None
+        if training:
+            replica, replicas = _replica_position()
+            step = self.augment_step.value * replicas + replica
+            self.augment_step.assign_add(1)
+        views = self.augment(images, training=True, step=step)
+        keys = ("view1", "view2", "target")[: len(views)]
+        return {key: ops.cast(view, "float32") for key, view in zip(keys, views, strict=True)}
+
     def call(self, inputs, training=None):
+        if isinstance(inputs, dict) and self.augment is not None and "images" in inputs:
+            self.check_batch({"images": inputs["images"]})
+            views = self.draw_views(inputs, training)
+            labels = {"label": inputs["label"]} if "label" in inputs else {}
+            self.check_batch({**views, **labels})
+            outputs = {key: self._embed(views[key], training) for key in ("view1", "view2")}
+            if "target" in views:
+                outputs["target_view"] = views["target"]
+            return outputs
         if isinstance(inputs, dict):
             self.check_batch(inputs)
             return {key: self._embed(inputs[key], training) for key in ("view1", "view2")}
@@ -119,7 +208,8 @@ class SSLModel(keras.Model):
             return
         name = type(self).__name__
         if "images" not in batch:
-            missing = [key for key in self.view_keys if key not in batch]
+            # Views and targets: brought by the batch, or drawn by `augment`.
+            missing = [key for key in self.views_keys if key not in batch]
             if missing:
                 raise ValueError(
                     f"{name} expects batches that are dicts with keys {list(self.view_keys)}; "
@@ -233,6 +323,8 @@ class SSLModel(keras.Model):
             view = np.asarray(view)
             if view.ndim != 4:
                 continue
+            if self.augment is not None and key == "images" and view.dtype == np.uint8:
+                continue
             if not np.issubdtype(view.dtype, np.floating):
                 raise ValueError(
                     f"{type(self).__name__}.fit expects float images in [{low:g}, {high:g}]; "
@@ -304,6 +396,7 @@ class SSLModel(keras.Model):
             projector=keras.saving.serialize_keras_object(self.projector),
             loss=keras.saving.serialize_keras_object(self.ssl_loss),
             input_range=self.input_range,
+            augment=None if self.augment_config is None else json.loads(self.augment_config),
         )
         return config
 
@@ -312,4 +405,16 @@ class SSLModel(keras.Model):
         config = dict(config)
         for key in ("encoder", "projector", "loss"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
+        if isinstance(config.get("augment"), dict):
+            config["augment"] = keras.saving.deserialize_keras_object(config["augment"])
         return cls(**config)
+
+
+def _replica_position():
+    """`(replica id, number of replicas)` under `tf.distribute`, else `(0, 1)`."""
+    replicas = num_replicas_in_sync()
+    if replicas == 1:
+        return 0, 1
+    import tensorflow as tf
+
+    return tf.distribute.get_replica_context().replica_id_in_sync_group, replicas

@@ -44,7 +44,9 @@ TensorFlow-only; from JAX or PyTorch, call `tf.saved_model.load` and convert
 the outputs to NumPy).
 """
 
+import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -106,7 +108,9 @@ def export_backbone(
         input_shape: `(height, width, channels)` of the images; read from the
             encoder when omitted (needed only for encoders without a defined
             input, e.g. subclassed layers).
-        verbose: print Keras's export messages.
+        verbose: print Keras's export messages and the INFO log lines of
+            absl and TensorFlow while exporting (hidden otherwise; warnings
+            always show).
 
     Returns:
         `path`, as a string.
@@ -129,11 +133,14 @@ def export_backbone(
     path = os.fspath(path)
     encoder = _resolve_encoder(model_or_encoder)
     image_shape = _resolve_image_shape(encoder, input_shape)
+    backend = keras.backend.backend()
     if format == "onnx":
-        _export_onnx(encoder, path, image_shape, verbose)
-    elif keras.backend.backend() in ("tensorflow", "jax"):
-        _export_saved_model(encoder, path, image_shape, verbose)
-    elif keras.backend.backend() == "torch":
+        with _quiet_info_logs(verbose):
+            _export_onnx(encoder, path, image_shape, verbose)
+    elif backend in ("tensorflow", "jax"):
+        with _quiet_info_logs(verbose):
+            _export_saved_model(encoder, path, image_shape, verbose)
+    elif backend == "torch":
         _export_saved_model_through_tensorflow(encoder, path, image_shape, verbose)
     else:
         raise NotImplementedError(
@@ -141,6 +148,38 @@ def export_backbone(
             f"JAX and PyTorch backends. Current backend: {keras.backend.backend()}"
         )
     return path
+
+
+@contextlib.contextmanager
+def _quiet_info_logs(verbose):
+    """Hides the export's INFO log lines unless `verbose`; warnings still show.
+
+    Writing a SavedModel logs at INFO level through absl (input renaming,
+    sharding callback durations, the fingerprint file) and TensorFlow's
+    logger; a program that set absl's verbosity to INFO, as `absl.app`
+    does, would print them. absl's verbosity is lowered through absl's own
+    API, since TensorFlow's checkpoint code sets and restores it while
+    saving (which would undo a level set on the `absl` Python logger).
+    """
+    if verbose:
+        yield
+        return
+    try:
+        from absl import logging as absl_logging
+    except ImportError:  # absl comes with TensorFlow; without it, nothing to hide
+        absl_logging = None
+    tf_logger = logging.getLogger("tensorflow")
+    tf_level = tf_logger.level
+    tf_logger.setLevel(max(tf_logger.getEffectiveLevel(), logging.WARNING))
+    absl_verbosity = None if absl_logging is None else absl_logging.get_verbosity()
+    if absl_verbosity is not None and absl_verbosity > absl_logging.WARNING:
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    try:
+        yield
+    finally:
+        tf_logger.setLevel(tf_level)
+        if absl_verbosity is not None:
+            absl_logging.set_verbosity(absl_verbosity)
 
 
 def _resolve_encoder(model_or_encoder):

@@ -53,3 +53,26 @@ def test_a_missing_module_names_the_extra(monkeypatch):
         import_optional("tensorflow", "X")
     with pytest.raises(ImportError, match=r"pip install no_such_module_kps"):
         import_optional("no_such_module_kps", "X")
+
+
+def test_an_imported_module_is_returned_without_importlib(monkeypatch):
+    # AutoGraph traces the tf.data functions that call `import_tensorflow`;
+    # going through importlib there makes it warn about `_gcd_import`.
+    import importlib
+
+    def refuse(name, *args, **kwargs):
+        raise AssertionError(f"importlib.import_module({name!r}) was called")
+
+    monkeypatch.setattr(importlib, "import_module", refuse)
+    assert import_optional("json", "a feature") is sys.modules["json"]
+
+
+def test_tensorflow_info_logs_are_hidden_unless_the_user_chose_a_level(monkeypatch):
+    from keras_pid_ssl.utils.optional import quiet_tensorflow_info_logs
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    quiet_tensorflow_info_logs()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    quiet_tensorflow_info_logs()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"

@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_pid_ssl.information.gaussian_pid import ATOM_NAMES
 from keras_pid_ssl.information.gaussian_pid import gaussian_pid
+from keras_pid_ssl.plots import plot_pid_monitor
 
 
 class PIDMonitor(keras.callbacks.Callback):
@@ -21,7 +22,8 @@ class PIDMonitor(keras.callbacks.Callback):
     I(T; F1), I(T; F2), I(T; F1, F2), redundancy, unique and synergy (nats)
     are added to the epoch logs as `monitor_<atom>`, appended to
     `<output_dir>/pid_monitor.csv` and drawn to `<output_dir>/pid_monitor.png`
-    (both replaced atomically). A `fit` resumed at epoch `e` (e.g. by
+    (both replaced atomically; the plot has two panels, the informations
+    and the atoms, see `kps.plots.plot_pid_monitor`). A `fit` resumed at epoch `e` (e.g. by
     `ResumableBackup`) keeps the CSV's rows of epochs 1..e, so the files
     hold every finished epoch once.
 
@@ -150,21 +152,4 @@ class PIDMonitor(keras.callbacks.Callback):
         os.replace(path + ".tmp", path)
 
     def _plot(self):
-        path = os.path.join(self.output_dir, "pid_monitor.png")
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        epochs = [row["epoch"] for row in self.history]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for name in ATOM_NAMES:
-            ax.plot(epochs, [row[name] for row in self.history], marker="o", label=name)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("nats (full Gaussian estimate)")
-        ax.set_title("PID of backbone features on a held-out batch")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path + ".tmp.png", dpi=100)
-        plt.close(fig)
-        os.replace(path + ".tmp.png", path)
+        plot_pid_monitor(self.history, os.path.join(self.output_dir, "pid_monitor.png"))

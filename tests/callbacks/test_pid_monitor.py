@@ -74,3 +74,17 @@ def test_resumed_monitor_keeps_the_earlier_epochs_once(tmp_path):
     features = [resumed._project(np.asarray(model.encoder.predict(v, verbose=0))) for v in views]
     expected = gaussian_pid(*features, estimator="full", ridge=resumed.ridge)
     np.testing.assert_allclose(float(rows[2]["synergy"]), float(expected["synergy"]), rtol=1e-4)
+
+
+def test_monitor_draws_its_history_in_the_two_panel_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    views = make_views(n=64, num_views=3)
+    model = kps.PIDModel(tiny_encoder(), tiny_projector(), track_gradient_ratio=False)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    monitor = kps.callbacks.PIDMonitor(views, output_dir=str(tmp_path), projection_dim=4)
+    model.fit(view_dataset(*views), epochs=2, callbacks=[monitor], verbose=0)
+    reference = tmp_path / "reference.png"
+    figure = kps.plots.plot_pid_monitor(monitor.history, str(reference))
+    assert len(figure.axes) == 2
+    # The same figure, drawn from the same rows: the same bytes.
+    assert (tmp_path / "pid_monitor.png").read_bytes() == reference.read_bytes()

@@ -1,21 +1,33 @@
-"""Callbacks: the PID training protocol and training monitors."""
+"""Callbacks: the PID training protocol, training monitors and the progress bar.
 
-from keras_pid_ssl.callbacks.collapse_monitor import CollapseMonitor
-from keras_pid_ssl.callbacks.data_epoch import DataEpoch
-from keras_pid_ssl.callbacks.knn_monitor import KNNMonitor
-from keras_pid_ssl.callbacks.online_probe import OnlineLinearProbe
-from keras_pid_ssl.callbacks.pid_monitor import PIDMonitor
-from keras_pid_ssl.callbacks.pid_protocol import PIDProtocol
-from keras_pid_ssl.callbacks.pseudo_labels import PseudoLabelRefresh
-from keras_pid_ssl.callbacks.resumable_backup import ResumableBackup
+Each callback's module is imported on first use (PEP 562 `__getattr__`).
+"""
 
-__all__ = [
-    "CollapseMonitor",
-    "DataEpoch",
-    "KNNMonitor",
-    "OnlineLinearProbe",
-    "PIDMonitor",
-    "PIDProtocol",
-    "PseudoLabelRefresh",
-    "ResumableBackup",
-]
+import importlib
+
+# Public name -> the module that defines it.
+_MODULES = {
+    "CollapseMonitor": "keras_pid_ssl.callbacks.collapse_monitor",
+    "DataEpoch": "keras_pid_ssl.callbacks.data_epoch",
+    "KNNMonitor": "keras_pid_ssl.callbacks.knn_monitor",
+    "OnlineLinearProbe": "keras_pid_ssl.callbacks.online_probe",
+    "PIDMonitor": "keras_pid_ssl.callbacks.pid_monitor",
+    "PIDProtocol": "keras_pid_ssl.callbacks.pid_protocol",
+    "ProgressBar": "keras_pid_ssl.callbacks.progress",
+    "PseudoLabelRefresh": "keras_pid_ssl.callbacks.pseudo_labels",
+    "ResumableBackup": "keras_pid_ssl.callbacks.resumable_backup",
+}
+
+__all__ = list(_MODULES)
+
+
+def __getattr__(name):
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULES[name]), name)
+    globals()[name] = value  # later accesses skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

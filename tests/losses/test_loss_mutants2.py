@@ -91,10 +91,11 @@ def test_gradient_ratio_stays_positive_when_the_base_pulls_nothing():
     ids=["barlow_twins", "vicreg", "pid_diagonal", "pid_full"],
 )
 def test_losses_compute_in_float32_whatever_the_floatx(make, uses_target, float64_floatx):
-    """Kills casts to float32 replaced by casts to floatx (dtype None): the
-    batch size in Barlow Twins' terms, the batch size and the dimension in
-    VICReg's variance and covariance. Under floatx float64 such a cast turns
-    the terms into float64; the reference is the loss under float32."""
+    """The terms are float32, and those of a float32 floatx, under a float64
+    floatx: SSLLoss's `dtype="float32"` dropped would turn the PID
+    coefficients, hence the PID terms, into float64. The casts of N and D
+    in Barlow Twins and VICReg to floatx survive it: the counts are exact
+    and the float32 tensors keep their dtype."""
     z1, z2 = _normal(32, 6), _normal(32, 6, seed=1)
     args = (z1, z2, z1 + z2) if uses_target else (z1, z2)
     keras.config.set_floatx("float32")
@@ -107,9 +108,9 @@ def test_losses_compute_in_float32_whatever_the_floatx(make, uses_target, float6
 
 
 def test_loss_state_variables_are_float32_scalars_whatever_the_floatx(float64_floatx):
-    """Kills `dtype="float32"` dropped or None in the add_weight calls of
-    PIDLoss (coefficients) and PseudoLabelPIDLoss (state): the layer's
-    default variable dtype follows floatx."""
+    """The coefficients and the pseudo-label state are float32 scalars under
+    a float64 floatx. SSLLoss builds every loss layer in float32, so the
+    add_weight calls' own `dtype="float32"` is redundant (equivalent mutants)."""
     pid = kps.losses.PIDLoss(w_joint=0.25)
     for name, variable in pid.coefficients.items():
         assert variable.dtype == "float32", name

@@ -394,9 +394,9 @@ def in_tf_data(inputs):
     which converts them to the backend's tensors: `AugmentationLayer` then
     calls its `call` directly on `TENSORFLOW_OPS`.
     """
-    if "tensorflow" not in sys.modules or keras.backend.backend() == "tensorflow":
+    tf = sys.modules.get("tensorflow")  # None where TensorFlow is made unimportable
+    if tf is None or keras.backend.backend() == "tensorflow":
         return False
-    tf = sys.modules["tensorflow"]
     images = inputs["images"] if isinstance(inputs, dict) else inputs
     return tf.is_tensor(images) and not tf.executing_eagerly()
 

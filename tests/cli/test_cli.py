@@ -34,6 +34,7 @@ FIELD_VALUES = {
     "method": ("vicreg", "vicreg"),
     "backbone": ("small_convnet", "small_convnet"),
     "backbone_weights": ("w.weights.h5", "w.weights.h5"),
+    "backbone_options": ('{"widths": [16, 32]}', {"widths": [16, 32]}),
     "projector_dims": ("64,32", (64, 32)),
     "loss_options": ('{"w_syn": 0.25}', {"w_syn": 0.25}),
     "base_options": ('{"lambda_offdiag": 0.01}', {"lambda_offdiag": 0.01}),

@@ -3,7 +3,9 @@
 `load` reads CIFAR-10/100 and STL-10 (through tensorflow-datasets, from the
 original archives, offline), Fashion-MNIST (idx files) and image folders as
 uint8 arrays; `ssl_dataset` turns images into batches of augmented views for
-`SSLModel` / `PIDModel` on any backend; `labeled_dataset` gives
+`SSLModel` / `PIDModel` on any backend (or, with `views="images"`, into
+batches of the uint8 images alone, for a model that draws its views on the
+device: `kps.SSLModel(..., augment="cifar")`); `labeled_dataset` gives
 `(images, labels)` batches for probes.
 """
 

@@ -155,18 +155,19 @@ class SSLModel(keras.Model):
         """The keys of a batch that brings its views (no `augment` at work)."""
         return ("view1", "view2")
 
-    def draw_views(self, batch, training=None):
+    def draw_views(self, batch, training=None, step=None):
         """The views `augment` draws from `batch["images"]` (uint8 or float [0, 1]).
 
         Returns `{"view1", "view2"}` (and `"target"` for a PID target view),
         float32. With `training=True` the draw is keyed on the model's
         training step, which it advances (one step per call, and per
-        replica under `tf.distribute`); otherwise the generators run on.
+        replica under `tf.distribute`). Otherwise it is keyed on `step` if
+        given (fixed views, e.g. for a monitor: the counter is untouched),
+        else the generators run on.
         """
         images = batch["images"]
         scale = 255.0 if "int" in str(images.dtype) else 1.0
         images = ops.cast(images, "float32") / scale
-        step = None
         if training:
             replica, replicas = _replica_position()
             step = self.augment_step.value * replicas + replica

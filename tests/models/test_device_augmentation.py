@@ -109,6 +109,12 @@ def test_a_step_draws_the_same_views_whatever_was_drawn_before():
     model.augment_step.assign(0)
     np.testing.assert_allclose(_numpy_views(model, images)["view2"], first["view2"], atol=1e-6)
     assert int(keras.ops.convert_to_numpy(model.augment_step.value)) == 1
+    # A fixed step outside training: the same views, the counter untouched.
+    fixed = model.draw_views({"images": images}, step=0)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(fixed["view2"]), first["view2"], atol=1e-6
+    )
+    assert int(keras.ops.convert_to_numpy(model.augment_step.value)) == 1
 
 
 def test_uint8_images_become_floats_in_the_unit_interval():

@@ -25,6 +25,7 @@ import dataclasses
 import importlib.util
 import inspect
 import math
+import sys
 import typing
 
 from keras_pid_ssl.utils.validation import check_choice
@@ -118,6 +119,9 @@ class PretrainConfig:
     backbone_weights: str | None = _field(
         None, "keras.applications / keras_hub: a local weights file."
     )
+    backbone_options: dict = _field(
+        {}, 'More arguments of the backbone\'s constructor, e.g. {"widths": [16, 32]}.'
+    )
     projector_dims: tuple = _field(
         (2048, 2048, 2048), "Projector widths; the last is the embedding."
     )
@@ -180,6 +184,7 @@ class PretrainConfig:
         self.projector_dims = tuple(self.projector_dims)
         self.loss_options = dict(self.loss_options or {})
         self.base_options = dict(self.base_options or {})
+        self.backbone_options = dict(self.backbone_options or {})
         self.validate()
 
     # Construction ------------------------------------------------------------
@@ -289,6 +294,11 @@ class PretrainConfig:
                 "`backbone` must be a name (see `PretrainConfig`'s help); pass a keras.Model to "
                 f"kps.pretrain instead. Received: backbone={self.backbone!r}"
             )
+        if self.backbone == "custom" and self.backbone_options:
+            raise ValueError(
+                "`backbone_options` configure a backbone built by name; a custom keras.Model "
+                f"is built already. Received: backbone_options={self.backbone_options!r}"
+            )
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 2)
         if self.lr is not None:
@@ -373,7 +383,12 @@ def field_kind(field):
 
 def tensorflow_installed():
     """Whether TensorFlow can be imported (without importing it)."""
-    return importlib.util.find_spec("tensorflow") is not None
+    if "tensorflow" in sys.modules:  # None: made unimportable
+        return sys.modules["tensorflow"] is not None
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # e.g. an import hook that refuses it
+        return False
 
 
 def _default(value, default):

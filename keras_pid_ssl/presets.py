@@ -33,12 +33,18 @@ def _projector(dims, output_use_bias, synchronized_bn=False):
 
 
 def barlow_twins(
-    encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, synchronized_bn=False, **loss_kwargs
+    encoder,
+    projector_dims=DEFAULT_PROJECTOR_DIMS,
+    synchronized_bn=False,
+    augment=None,
+    **loss_kwargs,
 ):
     """A Barlow Twins `SSLModel` (loss kwargs as in `BarlowTwinsLoss`).
 
     `synchronized_bn=True` builds the projector's batch norms synchronised
     over `tf.distribute` replicas (see `StrategyScope.synchronized_batch_norm`).
+    `augment` (a preset name or a `kps.augment.Views`) makes the model draw
+    its views on the device from `{"images"}` batches (see `SSLModel`).
 
     Example:
 
@@ -47,12 +53,18 @@ def barlow_twins(
     ('BarlowTwinsLoss', 0.005)
     """
     projector = _projector(projector_dims, False, synchronized_bn)
-    return SSLModel(encoder, projector, BarlowTwinsLoss(**loss_kwargs))
+    return SSLModel(encoder, projector, BarlowTwinsLoss(**loss_kwargs), augment=augment)
 
 
-def vicreg(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, synchronized_bn=False, **loss_kwargs):
+def vicreg(
+    encoder,
+    projector_dims=DEFAULT_PROJECTOR_DIMS,
+    synchronized_bn=False,
+    augment=None,
+    **loss_kwargs,
+):
     """A VICReg `SSLModel` (loss kwargs as in `VICRegLoss`; `synchronized_bn`
-    as in `barlow_twins`).
+    and `augment` as in `barlow_twins`).
 
     Example:
 
@@ -62,7 +74,7 @@ def vicreg(encoder, projector_dims=DEFAULT_PROJECTOR_DIMS, synchronized_bn=False
     ('VICRegLoss', 25.0, 25.0, 1.0)
     """
     projector = _projector(projector_dims, True, synchronized_bn)
-    return SSLModel(encoder, projector, VICRegLoss(**loss_kwargs))
+    return SSLModel(encoder, projector, VICRegLoss(**loss_kwargs), augment=augment)
 
 
 def pid_ssl(
@@ -72,13 +84,15 @@ def pid_ssl(
     base_kwargs=None,
     synchronized_bn=False,
     track_gradient_ratio=True,
+    augment=None,
     **loss_kwargs,
 ):
     """A `PIDModel` on a Barlow Twins or VICReg base (docs/spec.md, section 3 defaults).
 
     `loss_kwargs` go to `kps.losses.PIDLoss` unchanged (`base`, `w_syn`,
     `invariance_weight`, `units`, `estimator`, ...; its signature holds their
-    defaults); `base_kwargs` to the base loss named by `base`. Train it with
+    defaults); `base_kwargs` to the base loss named by `base`; `augment` as
+    in `barlow_twins` (with a target view). Train it with
     `kps.callbacks.PIDProtocol(epochs)` for the warm-up -> transition -> PID
     schedule, on `{"view1", "view2", "target"}` batches.
 
@@ -105,6 +119,7 @@ def pid_ssl(
         loss=PIDLoss(base=base, **loss_kwargs),
         target_momentum=target_momentum,
         track_gradient_ratio=track_gradient_ratio,
+        augment=augment,
     )
 
 

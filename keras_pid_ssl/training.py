@@ -32,17 +32,20 @@ import warnings
 import keras
 import numpy as np
 
+from keras_pid_ssl import augment as augment_lib
 from keras_pid_ssl import backbones as backbones_lib
 from keras_pid_ssl import callbacks as callbacks_lib
 from keras_pid_ssl import data as data_lib
 from keras_pid_ssl import distribute as distribute_lib
 from keras_pid_ssl import models as models_lib
 from keras_pid_ssl import optimizers as optimizers_lib
+from keras_pid_ssl import plots
 from keras_pid_ssl import presets
 from keras_pid_ssl.config import OPTIMIZERS
 from keras_pid_ssl.config import RESUME_FREE_FIELDS
 from keras_pid_ssl.config import PretrainConfig
 from keras_pid_ssl.config import tensorflow_installed
+from keras_pid_ssl.data.image_batches import ImageBatches
 from keras_pid_ssl.utils.validation import check_choice
 
 try:
@@ -51,9 +54,11 @@ except ImportError:  # Windows: runs are not locked
     fcntl = None
 
 
-def build_backbone(name, input_shape, synchronized_bn=False, weights=None):
+def build_backbone(name, input_shape, synchronized_bn=False, weights=None, **options):
     """A backbone by name: see `kps.backbones.build`."""
-    return backbones_lib.build(name, input_shape, synchronized_bn=synchronized_bn, weights=weights)
+    return backbones_lib.build(
+        name, input_shape, synchronized_bn=synchronized_bn, weights=weights, **options
+    )
 
 
 def build_optimizer(name, learning_rate, weight_decay, total_steps, warmup_steps):
@@ -94,26 +99,6 @@ def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _plot_probe_curve(history, path):
-    epochs = [row["epoch"] for row in history if "probe_accuracy" in row]
-    if not epochs:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(
-        epochs, [row["probe_accuracy"] for row in history if "probe_accuracy" in row], marker="o"
-    )
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("online linear probe top-1")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _worker_output_dir(output_dir, scope):
@@ -428,7 +413,7 @@ def pretrain(output_dir, config=None, *, images=None, encoder=None, extra_callba
             backup = callbacks_lib.ResumableBackup(
                 os.path.join(output_dir, "backup"), extra_state=refresh
             )
-            callbacks, probe = _callbacks(run, data, output_dir, ssl_data, backup, refresh)
+            callbacks, probe = _callbacks(run, data, output_dir, model, ssl_data, backup, refresh)
             history = model.fit(
                 ssl_data,
                 epochs=run.epochs,
@@ -565,9 +550,17 @@ def _build_model(config, data, scope, encoder, refresh):
     synchronized_bn = scope.synchronized_batch_norm
     if encoder is None:
         encoder = build_backbone(
-            config.backbone, data.input_shape, synchronized_bn, weights=config.backbone_weights
+            config.backbone,
+            data.input_shape,
+            synchronized_bn,
+            weights=config.backbone_weights,
+            **config.backbone_options,
         )
-    kwargs = dict(projector_dims=config.projector_dims, synchronized_bn=synchronized_bn)
+    kwargs = dict(
+        projector_dims=config.projector_dims,
+        synchronized_bn=synchronized_bn,
+        augment=_device_augmentation(config, data),
+    )
     if config.method == "pid":
         kwargs.update(target_momentum=config.target_momentum, base_kwargs=config.base_options)
     model = presets.get(config.method, encoder, **kwargs, **config.loss_options)
@@ -586,7 +579,21 @@ def _build_model(config, data, scope, encoder, refresh):
     return model
 
 
+def _device_augmentation(config, data):
+    """The views the model draws on the device (`augmentation="device"`), else None."""
+    if config.augmentation != "device":
+        return None
+    return augment_lib.preset(
+        config.augment,
+        image_size=data.input_shape[:2],
+        target=config.target_view if config.method == "pid" else None,
+        seed=config.seed,
+    )
+
+
 def _ssl_dataset(config, data, refresh):
+    if config.augmentation == "device":  # uint8 images; the model draws the views
+        return ImageBatches(data.images, config.batch_size, seed=config.seed)
     pseudo_label = refresh is not None
     return data_lib.ssl_dataset(
         data.images,
@@ -599,7 +606,7 @@ def _ssl_dataset(config, data, refresh):
     )
 
 
-def _callbacks(config, data, output_dir, ssl_data, backup, refresh):
+def _callbacks(config, data, output_dir, model, ssl_data, backup, refresh):
     """The run's callbacks, in order, and its online probe (None without labels)."""
     # Epoch k's batches depend on (seed, k) only, also after a resume.
     callbacks = [callbacks_lib.DataEpoch(ssl_data)]
@@ -627,10 +634,12 @@ def _callbacks(config, data, output_dir, ssl_data, backup, refresh):
         if config.knn_every:
             callbacks.append(callbacks_lib.KNNMonitor(*data.probe, every=config.knn_every))
     if config.method == "pid" and config.monitor_size:
-        callbacks.append(_pid_monitor(config, data, output_dir))
+        callbacks.append(_pid_monitor(config, data, output_dir, model))
     # The epoch's row is written before its backup: a kill between them
     # reruns the epoch, whose old row `trim_history` dropped.
+    # The loss and a few key figures on the bar; every term goes to the CSV and TensorBoard.
     callbacks += [
+        callbacks_lib.ProgressBar(),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(history_path, append=True),
         backup,
@@ -640,21 +649,26 @@ def _callbacks(config, data, output_dir, ssl_data, backup, refresh):
     return callbacks, probe
 
 
-def _pid_monitor(config, data, output_dir):
+def _pid_monitor(config, data, output_dir, model):
     size = min(config.monitor_size, len(data.images))
-    batch = next(
-        iter(
-            data_lib.ssl_dataset(
-                data.images[-size:],
-                views="pid",
-                augment=config.augment,
-                batch_size=size,
-                target_view=config.target_view,
-                shuffle=False,
-                seed=config.seed + 1,
+    if config.augmentation == "device":
+        # Fixed views: keyed on a step no training step reaches.
+        views = model.draw_views({"images": data.images[-size:]}, training=False, step=10**9)
+        batch = {key: keras.ops.convert_to_numpy(value) for key, value in views.items()}
+    else:
+        batch = next(
+            iter(
+                data_lib.ssl_dataset(
+                    data.images[-size:],
+                    views="pid",
+                    augment=config.augment,
+                    batch_size=size,
+                    target_view=config.target_view,
+                    shuffle=False,
+                    seed=config.seed + 1,
+                )
             )
         )
-    )
     # The full estimator needs many more samples than the joint dimension
     # (3 x projection_dim) to be nearly unbiased.
     return callbacks_lib.PIDMonitor(
@@ -687,7 +701,7 @@ def _save(model, output_dir, config, probe):
 
         export_path = export_backbone(model, os.path.join(output_dir, "backbone"))
     if probe is not None:
-        _plot_probe_curve(probe.history, os.path.join(output_dir, "probe_curve.png"))
+        plots.plot_probe_curve(probe.history, os.path.join(output_dir, "probe_curve.png"))
     return export_path
 
 

@@ -6,7 +6,10 @@
 #      keras_pid_ssl` on TensorFlow (the examples print backend-independent
 #      values; TensorFlow runs them fastest here: ~40 s against ~150 s on JAX);
 #   3. the test suite once per Keras backend (TensorFlow, JAX, PyTorch), each
-#      in its own process.
+#      in its own process;
+#   4. the device check's smoke (`benchmarks/device_check.py --smoke`, JAX) in
+#      a fresh virtualenv with `.[jax]` and no TensorFlow (skip with
+#      KPS_SKIP_TF_FREE=1, e.g. offline).
 # Every step runs even if an earlier one failed, and each reports its time;
 # the script exits non-zero if any step failed.
 # Usage: bash tools/test_all_backends.sh [extra pytest args for step 3]
@@ -39,6 +42,22 @@ for backend in tensorflow jax torch; do
   step "tests (KERAS_BACKEND=$backend)" env KERAS_BACKEND="$backend" \
     python -m pytest -q -p no:cacheprovider "$@" tests
 done
+
+tf_free_smoke() {
+  local venv
+  venv=$(mktemp -d)/venv
+  python -m venv "$venv"
+  "$venv/bin/pip" install -q -e ".[jax]"
+  if "$venv/bin/python" -c "import tensorflow" 2>/dev/null; then
+    echo "TensorFlow is importable in the TensorFlow-free virtualenv" >&2
+    return 1
+  fi
+  KERAS_BACKEND=jax "$venv/bin/python" benchmarks/device_check.py --smoke --backends=jax \
+    --out="$(dirname "$venv")/device_smoke.md"
+}
+if [[ "${KPS_SKIP_TF_FREE:-0}" != 1 ]]; then
+  step "device check smoke without TensorFlow (KERAS_BACKEND=jax)" tf_free_smoke
+fi
 
 if ((${#failed[@]})); then
   echo "=== FAILED: ${failed[*]}"

@@ -15,7 +15,7 @@ BUILTIN = ("resnet18", "resnet34", "resnet50", "small_convnet")
 KERAS_HUB_PREFIX = "keras_hub:"
 
 
-def build(name, input_shape, synchronized_bn=False, weights=None):
+def build(name, input_shape, synchronized_bn=False, weights=None, **options):
     """The backbone `name` for images of `input_shape`.
 
     Args:
@@ -30,6 +30,9 @@ def build(name, input_shape, synchronized_bn=False, weights=None):
             over `tf.distribute` replicas.
         weights: `keras.applications` / keras-hub only: a local weights file
             (`None`: random initialisation).
+        **options: more arguments of the backbone's constructor (e.g.
+            `widths=(16, 32)` for `"small_convnet"`, `alpha=0.5` for
+            MobileNetV3).
 
     Example:
 
@@ -43,12 +46,17 @@ def build(name, input_shape, synchronized_bn=False, weights=None):
                 f"`backbone_weights` loads keras.applications or keras-hub weights; the built-in "
                 f"{name!r} starts from random weights. Received: backbone_weights={weights!r}"
             )
-        return _builtin(name, tuple(input_shape), synchronized_bn)
+        return _builtin(name, tuple(input_shape), synchronized_bn, options)
     if name.startswith(KERAS_HUB_PREFIX):
+        if options:
+            raise ValueError(
+                "A keras-hub backbone takes its settings from its preset; `backbone_options` "
+                f"do not apply. Received: {options!r}"
+            )
         return _keras_hub(name[len(KERAS_HUB_PREFIX) :], tuple(input_shape), weights)
     application = getattr(keras.applications, name, None)
     if callable(application) and name[:1].isupper():
-        return _application(name, application, tuple(input_shape), weights)
+        return _application(name, application, tuple(input_shape), weights, options)
     raise ValueError(
         f"Unknown backbone {name!r}. Use one of {list(BUILTIN)}, a keras.applications model "
         "name (e.g. 'MobileNetV3Small', 'EfficientNetB0', 'ResNet50'), "
@@ -56,14 +64,15 @@ def build(name, input_shape, synchronized_bn=False, weights=None):
     )
 
 
-def _builtin(name, input_shape, synchronized_bn):
+def _builtin(name, input_shape, synchronized_bn, options):
     if name == "small_convnet":
-        return SmallConvNet(input_shape=input_shape, synchronized_bn=synchronized_bn)
+        return SmallConvNet(input_shape=input_shape, synchronized_bn=synchronized_bn, **options)
+    options = {"variant": "cifar" if min(input_shape[:2]) < 64 else "imagenet", **options}
     return ResNet(
         depth=int(name[len("resnet") :]),
-        variant="cifar" if min(input_shape[:2]) < 64 else "imagenet",
         input_shape=input_shape,
         synchronized_bn=synchronized_bn,
+        **options,
     )
 
 
@@ -75,7 +84,7 @@ def _check_weights_file(weights):
         )
 
 
-def _application(name, application, input_shape, weights):
+def _application(name, application, input_shape, weights, options):
     """A `keras.applications` model on `[0, 1]` images, pooled to a vector.
 
     Models with built-in preprocessing (`include_preprocessing`, e.g.
@@ -86,6 +95,7 @@ def _application(name, application, input_shape, weights):
     """
     _check_weights_file(weights)
     kwargs = dict(include_top=False, weights=None, input_shape=input_shape, pooling="avg")
+    kwargs.update(options)
     try:
         model = application(include_preprocessing=True, **kwargs)
         scale = 255.0

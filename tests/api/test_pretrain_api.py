@@ -152,3 +152,12 @@ def test_bad_data_and_backbones_are_named(tmp_path):
                 pid_warmup_epochs=1,
                 **TINY,
             )
+
+
+def test_backbone_options_reach_the_constructor():
+    encoder = kps.backbones.build("small_convnet", (16, 16, 3), widths=[8, 16])
+    assert encoder(np.zeros((1, 16, 16, 3), "float32")).shape == (1, 16)
+    config = kps.config.PretrainConfig(backbone_options={"widths": [8, 16]})
+    assert kps.config.PretrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="`backbone_options` configure a backbone built by name"):
+        kps.config.PretrainConfig(backbone="custom", backbone_options={"widths": [8]})

@@ -11,6 +11,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -20,7 +21,7 @@ import keras
 import keras_pid_ssl as kps
 
 output_dir, data_dir = sys.argv[1], sys.argv[2]
-seed, kill_epoch = int(sys.argv[3]), int(sys.argv[4])
+seed, kill_epoch, augmentation = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 
 
 class Kill(keras.callbacks.Callback):
@@ -38,14 +39,15 @@ kps.training.pretrain(
     backbone="small_convnet", epochs=3, batch_size=16, optimizer="lars", warmup_epochs=1,
     projector_dims=(16, 8), pid_warmup_epochs=1, pid_transition_epochs=1, seed=seed,
     train_subset=80, probe_subset=32, knn_every=0, monitor_size=0, export=False,
-    verbose=0, extra_callbacks=[Kill()],
+    verbose=0, augmentation=augmentation, extra_callbacks=[Kill()],
 )
 """
 
 
-def _run(output_dir, data_dir, seed, kill_epoch=-1):
+def _run(output_dir, data_dir, seed, kill_epoch=-1, augmentation="host"):
+    arguments = [str(output_dir), data_dir, str(seed), str(kill_epoch), augmentation]
     result = subprocess.run(
-        [sys.executable, "-c", RUN, str(output_dir), data_dir, str(seed), str(kill_epoch)],
+        [sys.executable, "-c", RUN, *arguments],
         capture_output=True,
         text=True,
         timeout=600,
@@ -66,10 +68,14 @@ def _weights(output_dir):
     return model.get_weights()
 
 
-def test_same_seed_same_run_and_resume_matches_uninterrupted(tiny_fashion_mnist, tmp_path):
+# Host: views drawn by the tf.data pipeline; device: by the model in its train step.
+@pytest.mark.parametrize("augmentation", ["host", "device"])
+def test_same_seed_same_run_and_resume_matches_uninterrupted(
+    augmentation, tiny_fashion_mnist, tmp_path
+):
     first, second, killed, other_seed = (tmp_path / n for n in ("a", "b", "killed", "seed1"))
     for output_dir, seed in ((first, 0), (second, 0), (other_seed, 1)):
-        result = _run(output_dir, tiny_fashion_mnist, seed)
+        result = _run(output_dir, tiny_fashion_mnist, seed, augmentation=augmentation)
         assert result.returncode == 0, result.stderr[-3000:]
 
     epochs, losses = _losses(first)
@@ -82,10 +88,10 @@ def test_same_seed_same_run_and_resume_matches_uninterrupted(tiny_fashion_mnist,
     assert _losses(other_seed)[1] != losses
 
     # Killed in the middle of epoch 1, then the same command again.
-    result = _run(killed, tiny_fashion_mnist, 0, kill_epoch=1)
+    result = _run(killed, tiny_fashion_mnist, 0, kill_epoch=1, augmentation=augmentation)
     assert result.returncode == 3, result.stderr[-3000:]
     assert _losses(killed) == ([0], losses[:1])
-    result = _run(killed, tiny_fashion_mnist, 0)
+    result = _run(killed, tiny_fashion_mnist, 0, augmentation=augmentation)
     assert result.returncode == 0, result.stderr[-3000:]
     resumed_epochs, resumed_losses = _losses(killed)
     assert resumed_epochs == [0, 1, 2]

@@ -389,6 +389,13 @@ def _linear_eval_flags(parser):
             ("seed", int, "Seed of a carved test split."),
         ],
     )
+    parser.add_argument(
+        "--floors",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="Also score the floors a pretrained backbone must beat, on the same split: "
+        "logistic regression on the raw pixels, and the same architecture with random weights.",
+    )
 
 
 def _finetune_flags(parser):
@@ -573,6 +580,17 @@ def _run_evaluation(args, function_name, results_name):
         f"({result['num_classes']} classes; {result['train_images']} training and "
         f"{result['test_images']} test images)"
     )
+    floors = result.get("floors")
+    if floors:
+        random_init = floors["random_init"]
+        print(
+            f"floors on the same split: raw pixels {100 * floors['raw_pixels']:.2f}%, "
+            + (
+                f"random-init encoder {100 * random_init:.2f}%"
+                if random_init is not None
+                else "random-init encoder n/a (a SavedModel backbone: pass the .keras file)"
+            )
+        )
     print(f"test split: {result['test_split']['description']}")
     folder = evaluation.results_folder(options.get("output_dir"), backbone_path)
     print(f"results: {os.path.join(folder, results_name)}")

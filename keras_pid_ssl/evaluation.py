@@ -201,6 +201,7 @@ def linear_eval(
     class_names=None,
     test_fraction=TEST_FRACTION,
     seed=0,
+    floors=False,
 ):
     """Linear evaluation on frozen features: multinomial logistic regression.
 
@@ -233,14 +234,18 @@ def linear_eval(
             `class_names.json`); see `class_map` for the default.
         test_fraction: the share of each class held out as the test split
             of data that has none (carved, stratified).
-        seed: seed of that carved test split.
+        seed: seed of that carved test split (and of the random encoder of
+            `floors`).
+        floors: also score, with the same classifier and split, the two
+            floors a pretrained backbone must beat: the raw pixels, and an
+            encoder of the same architecture with random weights (`.keras`
+            backbones only).
 
     Returns:
         A dict with `top1`, `top5`, sizes, `test_split` (given or carved,
-        and how) and timings.
+        and how) and timings; with `floors`, `floors` = `{"raw_pixels":
+        top1, "random_init": top1 or None}`.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
     check_positive("regularization", regularization)
     check_int("max_iter", max_iter, 1)
@@ -271,12 +276,8 @@ def linear_eval(
     f_train = extract_features(backbone, x_train)
     f_test = extract_features(backbone, x_test)
     feature_time = time.time() - start
-    scaler = StandardScaler().fit(f_train)
-    classifier = LogisticRegression(C=regularization, max_iter=max_iter)
-    classifier.fit(scaler.transform(f_train), y_train)
-    probabilities = _full_probabilities(
-        classifier.predict_proba(scaler.transform(f_test)), classifier.classes_, num_classes
-    )
+    classifier = dict(regularization=regularization, max_iter=max_iter, num_classes=num_classes)
+    probabilities = _logistic_probabilities(f_train, y_train, f_test, **classifier)
     result = {
         "backbone_path": os.fspath(backbone_path),
         **_data_record(data),
@@ -285,10 +286,45 @@ def linear_eval(
         "top1": top_k_accuracy(probabilities, y_test, 1),
         "top5": top_k_accuracy(probabilities, y_test, 5),
         "feature_time_s": feature_time,
-        "wall_time_s": time.time() - start,
     }
+    if floors:
+        result["floors"] = _floors(backbone, data, seed, classifier)
+    result["wall_time_s"] = time.time() - start
     _write_json(result, folder, "linear_eval.json")
     return result
+
+
+def _logistic_probabilities(f_train, y_train, f_test, regularization, max_iter, num_classes):
+    """Test-set class probabilities of a logistic regression on standardised features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(f_train)
+    classifier = LogisticRegression(C=regularization, max_iter=max_iter)
+    classifier.fit(scaler.transform(f_train), y_train)
+    return _full_probabilities(
+        classifier.predict_proba(scaler.transform(f_test)), classifier.classes_, num_classes
+    )
+
+
+def _floors(backbone, data, seed, classifier):
+    """Top-1 of the raw pixels and of a random-weight copy of `backbone`."""
+
+    def top1(f_train, f_test):
+        probabilities = _logistic_probabilities(f_train, data.y_train, f_test, **classifier)
+        return top_k_accuracy(probabilities, data.y_test, 1)
+
+    def pixels(x):
+        return np.asarray(x, dtype="float32").reshape(len(x), -1)
+
+    out = {"raw_pixels": top1(pixels(data.x_train), pixels(data.x_test)), "random_init": None}
+    if isinstance(backbone, keras.Model):
+        keras.utils.set_random_seed(seed)
+        fresh = keras.models.clone_model(backbone)  # same architecture, new weights
+        out["random_init"] = top1(
+            extract_features(fresh, data.x_train), extract_features(fresh, data.x_test)
+        )
+    return out
 
 
 def _load_splits(dataset, backbone, data_dir, subsets, resize_method, names, names_source, split):

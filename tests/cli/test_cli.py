@@ -350,6 +350,39 @@ def test_linear_eval_on_an_npz_uses_its_test_split(backbone_path, tmp_path, caps
     assert "test split: the test split of" in capsys.readouterr().out
 
 
+def test_linear_eval_floors_are_the_raw_pixels_and_a_random_init_copy(
+    backbone_path, tmp_path, capsys
+):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x_train, y_train, x_test, y_test = _keras_npz(tmp_path / "data.npz", np.random.default_rng(2))
+    argv = ["linear-eval", f"--backbone_path={backbone_path}", f"--data={tmp_path / 'data.npz'}"]
+    assert cli.main([*argv, f"--output_dir={tmp_path}", "--floors", "--seed=3"]) == 0
+    with open(tmp_path / "linear_eval.json") as f:
+        floors = json.load(f)["floors"]
+    pixels_train = x_train.reshape(len(x_train), -1).astype("float32")
+    pixels_test = x_test.reshape(len(x_test), -1).astype("float32")
+    scaler = StandardScaler().fit(pixels_train)
+    classifier = LogisticRegression(C=1.0, max_iter=1000)
+    classifier.fit(scaler.transform(pixels_train), y_train)
+    expected = float(np.mean(classifier.predict(scaler.transform(pixels_test)) == y_test))
+    assert floors["raw_pixels"] == pytest.approx(expected, abs=1e-9)
+    # The random-init floor: the same architecture with fresh weights (seeded).
+    backbone = kps.evaluation.load_backbone(backbone_path)  # loading draws initial weights
+    keras.utils.set_random_seed(3)
+    fresh = keras.models.clone_model(backbone)
+    f_train = kps.evaluation.extract_features(fresh, x_train)
+    f_test = kps.evaluation.extract_features(fresh, x_test)
+    scaler = StandardScaler().fit(f_train)
+    classifier = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(f_train), y_train)
+    random_init = float(np.mean(classifier.predict(scaler.transform(f_test)) == y_test))
+    assert floors["random_init"] == pytest.approx(random_init, abs=1e-9)
+    printed = capsys.readouterr().out
+    assert f"floors on the same split: raw pixels {100 * expected:.2f}%" in printed
+    assert f"random-init encoder {100 * random_init:.2f}%" in printed
+
+
 def test_evaluation_errors_are_printed_without_a_traceback(backbone_path, tmp_path, capsys):
     np.savez(tmp_path / "bad.npz", pictures=np.zeros((2, 16, 16, 3), np.uint8), y=np.zeros(2))
     argv = ["linear-eval", f"--backbone_path={backbone_path}", f"--data={tmp_path / 'bad.npz'}"]

@@ -521,7 +521,7 @@ def finetune(
         drop_remainder=True,
         seed=seed,
     )
-    history = classifier.fit(train, epochs=epochs, verbose=verbose)
+    history = classifier.fit(train, epochs=epochs, verbose=verbose, shuffle=False)  # tf.data order
     logits = classifier.predict(
         data_lib.labeled_dataset(x_test, y_test, batch_size=256).map(lambda x, y: x), verbose=0
     )

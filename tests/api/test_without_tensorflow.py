@@ -25,6 +25,11 @@ class NoTensorFlow:
         return None
 
 
+import os
+if os.environ["KERAS_BACKEND"] == "torch":
+    # torch._dynamo scans for optional modules (tensorflow among them) with
+    # find_spec when it is imported: let it scan before the hook is in place.
+    import torch._dynamo
 sys.meta_path.insert(0, NoTensorFlow())
 import keras
 import keras_pid_ssl as kps

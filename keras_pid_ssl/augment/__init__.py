@@ -20,6 +20,8 @@ from keras_pid_ssl.augment.presets import resolve_views
 from keras_pid_ssl.augment.presets import target_pipeline
 from keras_pid_ssl.augment.presets import view_pipeline
 from keras_pid_ssl.augment.random_apply import RandomApply
+from keras_pid_ssl.augment.random_flip import RandomFlip
+from keras_pid_ssl.augment.random_grayscale import RandomGrayscale
 from keras_pid_ssl.augment.random_resized_crop import RandomResizedCrop
 from keras_pid_ssl.augment.solarize import Solarize
 from keras_pid_ssl.augment.views import Views
@@ -37,6 +39,8 @@ __all__ = [
     "target_pipeline",
     "view_pipeline",
     "RandomApply",
+    "RandomFlip",
+    "RandomGrayscale",
     "RandomResizedCrop",
     "Solarize",
     "Views",

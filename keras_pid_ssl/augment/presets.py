@@ -23,6 +23,8 @@ import keras
 from keras_pid_ssl.augment.color_jitter import ColorJitter
 from keras_pid_ssl.augment.gaussian_blur import GaussianBlur
 from keras_pid_ssl.augment.random_apply import RandomApply
+from keras_pid_ssl.augment.random_flip import RandomFlip
+from keras_pid_ssl.augment.random_grayscale import RandomGrayscale
 from keras_pid_ssl.augment.random_resized_crop import RandomResizedCrop
 from keras_pid_ssl.augment.solarize import Solarize
 from keras_pid_ssl.augment.views import Views
@@ -110,13 +112,13 @@ def view_pipeline(name, view=1, image_size=None, crop_scale=(0.08, 1.0), seed=No
     next_seed = _seeder(None if seed is None else int(seed) * 10 + view)
     layers = [
         RandomResizedCrop(size, scale=crop_scale, seed=next_seed()),
-        keras.layers.RandomFlip("horizontal", seed=next_seed()),
+        RandomFlip("horizontal", seed=next_seed()),
         RandomApply(
             ColorJitter(**recipe["jitter"], seed=next_seed()), recipe["jitter_p"], seed=next_seed()
         ),
     ]
     if recipe["grayscale_p"] > 0:
-        layers.append(keras.layers.RandomGrayscale(recipe["grayscale_p"], seed=next_seed()))
+        layers.append(RandomGrayscale(recipe["grayscale_p"], seed=next_seed()))
     blur_p = recipe["blur_p"][view - 1]
     if blur_p > 0:
         layers.append(
@@ -179,7 +181,7 @@ def target_pipeline(kind="clean", image_size=32, seed=None):
     height, width = check_image_size("image_size", image_size)
     layers = [TargetResizing(height, width, interpolation="bilinear", antialias=True)]
     if kind == "weak":
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+        layers.append(RandomFlip("horizontal", seed=seed))
     return keras.layers.Pipeline(layers, name=f"{kind}_target")
 
 

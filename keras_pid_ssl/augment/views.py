@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_pid_ssl.augment.base import in_tf_data
+
 # Draws one layer may make per keyed call (`Views(..., step=k)`): its generator
 # state's counter starts at `k * _DRAWS_PER_STEP`, so steps never share a draw.
 _DRAWS_PER_STEP = 1024
@@ -149,8 +151,15 @@ class Views(keras.layers.Layer):
         self.view1 = view1
         self.view2 = view2
         self.target = target
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+
+    def __call__(self, images, *args, **kwargs):
+        if in_tf_data(images):
+            # In tf.data under JAX or PyTorch: the TensorFlow tensors go to
+            # the views as they are, not converted to the backend's tensors.
+            if not self.built:
+                self.build(tuple(images.shape))
+            return self.call(images, *args, **kwargs)
+        return super().__call__(images, *args, **kwargs)
 
     def _layers_of_views(self):
         return [self.view1, self.view2] + ([self.target] if self.target is not None else [])

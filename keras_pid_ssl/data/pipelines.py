@@ -14,6 +14,7 @@ from keras_pid_ssl.augment.presets import PRESETS
 from keras_pid_ssl.augment.presets import TARGET_VIEWS
 from keras_pid_ssl.augment.presets import preset
 from keras_pid_ssl.augment.presets import target_pipeline
+from keras_pid_ssl.augment.random_flip import RandomFlip
 from keras_pid_ssl.augment.random_resized_crop import RandomResizedCrop
 from keras_pid_ssl.augment.views import Views
 from keras_pid_ssl.augment.views import build_view
@@ -314,12 +315,12 @@ def _labeled_augment(augment, image_size, seed):
     if augment is None:
         return None
     if augment == "flip":
-        return keras.layers.RandomFlip("horizontal", seed=seed)
+        return RandomFlip("horizontal", seed=seed)
     if augment == "crop_flip":
         return keras.layers.Pipeline(
             [
                 RandomResizedCrop(image_size, seed=seed),
-                keras.layers.RandomFlip("horizontal", seed=seed),
+                RandomFlip("horizontal", seed=seed),
             ]
         )
     if isinstance(augment, keras.layers.Layer):

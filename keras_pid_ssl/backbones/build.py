@@ -37,7 +37,7 @@ def build(name, input_shape, synchronized_bn=False, weights=None, **options):
     Example:
 
     >>> encoder = build("small_convnet", (16, 16, 3))
-    >>> encoder(np.zeros((2, 16, 16, 3), "float32")).shape
+    >>> tuple(encoder(np.zeros((2, 16, 16, 3), "float32")).shape)
     (2, 128)
     """
     if name in BUILTIN:

@@ -241,7 +241,8 @@ def table(reports, args, seconds):
     lines = [
         f"# Device check{' (smoke, CPU)' if args.smoke else ''}",
         "",
-        f"Command: `{_common.command_line()}`; {seconds:.0f} s in all.",
+        # The backends are --backends' (each in its own process), not KERAS_BACKEND.
+        f"Command: `{_common.command_line().split(' ', 1)[1]}`; {seconds:.0f} s in all.",
         "",
     ]
     for report in reports:

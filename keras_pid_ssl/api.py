@@ -11,8 +11,8 @@ from keras_pid_ssl.config import DATASETS
 
 def pretrain(
     data,
-    backbone="resnet18",
-    method="pid",
+    backbone=None,
+    method=None,
     output_dir="runs/pretrain",
     config=None,
     extra_callbacks=(),
@@ -32,12 +32,14 @@ def pretrain(
             `folder/<class>/<image>`; the classes are ignored), a uint8 NumPy
             array `(num_images, height, width, channels)`, or a
             `tf.data.Dataset` of such images (read into memory once).
-        backbone: a built-in name (`"resnet18"`, `"small_convnet"`, ...), a
+        backbone: `None` (that of `config`, else `"resnet18"`), a built-in
+            name (`"resnet18"`, `"small_convnet"`, ...), a
             `keras.applications` name (`"MobileNetV3Small"`, random weights
             unless `backbone_weights=<local file>`), `"keras_hub:<local
             preset folder>"`, or any `keras.Model` mapping float images in
             `[0, 1]` to a feature vector.
-        method: `"pid"`, `"barlow_twins"` or `"vicreg"`.
+        method: `"pid"`, `"barlow_twins"` or `"vicreg"` (`None`: that of
+            `config`, else `"pid"`).
         output_dir: the run's folder.
         config: a `kps.PretrainConfig` to start from (`options` override it).
         extra_callbacks: more Keras callbacks for `fit`.
@@ -61,14 +63,19 @@ def pretrain(
             f"array or a tf.data.Dataset), not `dataset`. Received: dataset={options['dataset']!r}"
         )
     images, data_options = _resolve_data(data)
-    encoder, backbone_name = _resolve_backbone(backbone)
+    options = {**options, **data_options}
+    encoder = None
+    if backbone is not None:
+        encoder, options["backbone"] = _resolve_backbone(backbone)
+    if method is not None:
+        options["method"] = method
     return training.pretrain(
         output_dir,
         config,
         images=images,
         encoder=encoder,
         extra_callbacks=extra_callbacks,
-        **{**options, **data_options, "backbone": backbone_name, "method": method},
+        **options,
     )
 
 

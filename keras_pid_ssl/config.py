@@ -24,6 +24,7 @@ True
 import dataclasses
 import importlib.util
 import inspect
+import json
 import math
 import sys
 import typing
@@ -60,7 +61,8 @@ AUGMENT_FOR_DATASET = {
     "fashion_mnist": "grayscale",
 }
 # Fields that may change between the calls of one run: where things are and
-# how much is printed or exported.
+# how much is printed or exported. (`data_dir` only for a named dataset: for an
+# image folder it is the data.)
 RESUME_FREE_FIELDS = ("data_dir", "verbose", "export", "allow_config_change")
 
 
@@ -244,12 +246,24 @@ class PretrainConfig:
     def loss_class(self):
         return self.loss_class_of(self.method)
 
+    def resume_free_fields(self):
+        """The fields a resumed run may change (`RESUME_FREE_FIELDS`, less `data_dir`
+        when it names the images: `dataset="image_folder"`)."""
+        if self.dataset == "image_folder":
+            return tuple(f for f in RESUME_FREE_FIELDS if f != "data_dir")
+        return RESUME_FREE_FIELDS
+
     def resolved(self):
         """This config with every `None` default filled in for its epochs and data."""
         return self.replace(**self._defaults())
 
     def _defaults(self):
         optimizer = OPTIMIZER_DEFAULTS[self.optimizer]
+        loss_defaults = {
+            name: value
+            for name, value in _parameters(self.loss_class()).items()
+            if value is None or isinstance(value, (bool, int, float, str))
+        }
         tensorflow = tensorflow_installed()
         defaults = dict(
             augmentation=(
@@ -262,6 +276,8 @@ class PretrainConfig:
             lr=_default(self.lr, optimizer["lr"]),
             weight_decay=_default(self.weight_decay, optimizer["weight_decay"]),
             warmup_epochs=_default(self.warmup_epochs, scaled_epochs(self.epochs, cap=10)),
+            # Every loss argument, the loss's defaults filled in.
+            loss_options={**loss_defaults, **self.loss_options},
         )
         if self.method == "pid":
             defaults.update(
@@ -285,7 +301,16 @@ class PretrainConfig:
         check_choice("pid_target", self.pid_target, PID_TARGETS)
         check_choice("target_view", self.target_view, ("clean", "weak"))
         check_choice("augmentation", self.augmentation, ("auto", "host", "device"))
-        check_choice("export", self.export, (None, True, False))
+        check_choice(
+            "strategy",
+            self.strategy,
+            ("none", "mirrored", "multiworker", "tpu", "jax_data_parallel"),
+        )
+        if self.export is not None and not isinstance(self.export, bool):
+            raise ValueError(
+                f"`export` must be True, False or None (when TensorFlow is installed). "
+                f"Received: export={self.export!r}"
+            )
         check_choice(
             "mixed_precision", self.mixed_precision, (None, "mixed_float16", "mixed_bfloat16")
         )
@@ -325,6 +350,15 @@ class PretrainConfig:
         self._validate_method_options()
 
     def _validate_method_options(self):
+        for name in ("loss_options", "base_options", "backbone_options"):
+            try:
+                json.dumps(getattr(self, name))
+            except TypeError as error:
+                raise ValueError(
+                    f"`{name}` must hold JSON values (numbers, strings, lists, dicts) so that the "
+                    f"run's configuration can be stored and compared on resume ({error}). Name "
+                    "a base loss by string (base='vicreg') and set it with `base_options`."
+                ) from None
         loss_parameters = _parameters(self.loss_class())
         unknown = sorted(set(self.loss_options) - set(loss_parameters))
         if unknown:
@@ -349,6 +383,14 @@ class PretrainConfig:
                     "Leave them unset, or use method='pid'."
                 )
             return
+        base = self.loss_options.get("base", loss_parameters.get("base"))
+        base_parameters = _parameters(self.loss_class_of(base)) if base in METHODS else {}
+        unknown = sorted(set(self.base_options) - set(base_parameters))
+        if unknown:
+            raise ValueError(
+                f"`base_options` {unknown} are not arguments of the base loss {base!r}. "
+                f"Its arguments: {sorted(base_parameters)}."
+            )
         resolved = self._defaults()
         warm, transition = resolved["pid_warmup_epochs"], resolved["pid_transition_epochs"]
         if warm + transition >= self.epochs:
@@ -357,16 +399,16 @@ class PretrainConfig:
                 f"(the PID stage needs an epoch). Received: {warm} + {transition}, "
                 f"epochs={self.epochs}"
             )
+        if self.pid_target == "pseudo_label" and resolved["target_momentum"] > 0:
+            raise ValueError(
+                "`pid_target='pseudo_label'` needs no EMA target. Received: "
+                f"target_momentum={self.target_momentum}"
+            )
         if self.pid_target == "pseudo_label" and resolved["augmentation"] == "device":
             raise ValueError(
                 "`pid_target='pseudo_label'` streams its labels through tf.data: it needs "
                 "augmentation='host' (and TensorFlow). Received: augmentation="
                 f"{self.augmentation!r}"
-            )
-        if self.pid_target == "pseudo_label" and resolved["target_momentum"] > 0:
-            raise ValueError(
-                "`pid_target='pseudo_label'` needs no EMA target. Received: "
-                f"target_momentum={self.target_momentum}"
             )
         check_int("recluster_every", self.recluster_every, 1, allow_none=True)
 

@@ -103,7 +103,7 @@ def pid_monitor_figure(history):
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("nats (full Gaussian estimate)")
         ax.legend(fontsize=8)
-    figure.suptitle("PID of backbone features on a held-out batch", fontsize=11)
+    figure.suptitle("PID of backbone features on a fixed batch", fontsize=11)
     figure.tight_layout()
     return figure
 

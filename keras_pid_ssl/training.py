@@ -20,6 +20,7 @@ save, summary. It writes into `output_dir`:
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import math
@@ -210,10 +211,32 @@ def _normalised(config):
     return json.loads(json.dumps(config, default=str))
 
 
-def check_stored_config(output_dir, config, allow_config_change=False, compare=True, store=True):
+MISSING = "<missing>"
+
+
+def _flat(config):
+    """`{"loss_options": {"w_syn": 1}}` -> `{"loss_options.w_syn": 1}` (one level)."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update({f"{key}.{name}": item for name, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def check_stored_config(
+    output_dir,
+    config,
+    allow_config_change=False,
+    compare=True,
+    store=True,
+    free_fields=RESUME_FREE_FIELDS,
+):
     """Checks `config` against the stored `run_config.json`, then stores it.
 
-    Differences (fields outside `RESUME_FREE_FIELDS`, present in both)
+    Differences (fields outside `free_fields`; a field present on one side only
+    counts, e.g. a file stored by an older version)
     raise a `ValueError` naming each, unless `allow_config_change`, which
     warns. `compare=False` (nothing has trained in `output_dir` yet, e.g. an
     earlier attempt failed while loading data) skips the check; `store=False`
@@ -230,10 +253,12 @@ def check_stored_config(output_dir, config, allow_config_change=False, compare=T
                 f"{path} is unreadable ({error}): the configuration of the run in "
                 f"{output_dir} is unknown. Restore it, or delete it to store this one."
             ) from error
+        old, new = _flat(stored), _flat(config)
         differences = [
-            f"{key}: stored {stored[key]!r}, now {config[key]!r}"
-            for key in sorted(set(stored) & set(config))
-            if key not in RESUME_FREE_FIELDS and stored[key] != config[key]
+            f"{key}: stored {old.get(key, MISSING)!r}, now {new.get(key, MISSING)!r}"
+            for key in sorted(set(old) | set(new))
+            if key.split(".")[0] not in free_fields
+            and old.get(key, MISSING) != new.get(key, MISSING)
         ]
         if not differences:
             store = False
@@ -399,7 +424,7 @@ def pretrain(output_dir, config=None, *, images=None, encoder=None, extra_callba
     lock = RunLock(output_dir)
     lock.acquire()
     try:
-        finished = _check_records(output_dir, config)
+        finished = _check_records(output_dir, config, images)
         if finished is not None:
             return finished
         _set_up_process(config)
@@ -453,20 +478,27 @@ def _make_config(config, options, images, encoder):
     return config
 
 
-def _check_records(output_dir, config):
+def _check_records(output_dir, config, images):
     """The stored summary of a finished run (after a warning), else None.
 
-    Checks `config` against the stored one (see `check_stored_config`).
+    Checks the resolved `config` (every default filled in, so a resume in
+    another environment, e.g. without TensorFlow, or by a version with other
+    defaults, is caught) and a fingerprint of `images` (`dataset="array"`)
+    against the stored ones (see `check_stored_config`).
     """
     finished = finished_summary(output_dir, config.epochs)
     backup_dir = os.path.join(output_dir, "backup")
     trained = finished is not None or (os.path.isdir(backup_dir) and any(os.scandir(backup_dir)))
+    record = config.resolved().to_dict()
+    if images is not None:
+        record["images_fingerprint"] = images_fingerprint(images)
     check_stored_config(
         output_dir,
-        config.to_dict(),
+        record,
         config.allow_config_change,
         compare=trained,
         store=finished is None,
+        free_fields=config.resume_free_fields(),
     )
     if finished is not None:
         warnings.warn(
@@ -476,6 +508,13 @@ def _check_records(output_dir, config):
             stacklevel=3,
         )
     return finished
+
+
+def images_fingerprint(images):
+    """Shape, dtype and SHA-256 of an image array: which array a run trained on."""
+    array = np.ascontiguousarray(images)
+    digest = hashlib.sha256(array.tobytes()).hexdigest()[:16]
+    return f"{array.shape} {array.dtype} sha256:{digest}"
 
 
 def _set_up_process(config):
@@ -652,7 +691,8 @@ def _callbacks(config, data, output_dir, model, ssl_data, backup, refresh):
 def _pid_monitor(config, data, output_dir, model):
     size = min(config.monitor_size, len(data.images))
     if config.augmentation == "device":
-        # Fixed views: keyed on a step no training step reaches.
+        # Fixed views, the same after a resume: keyed on one step (the step key
+        # wraps every 2**21 steps, so a long run's training draws reuse it).
         views = model.draw_views({"images": data.images[-size:]}, training=False, step=10**9)
         batch = {key: keras.ops.convert_to_numpy(value) for key, value in views.items()}
     else:

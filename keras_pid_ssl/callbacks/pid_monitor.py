@@ -1,4 +1,4 @@
-"""PID atoms of backbone features on a fixed held-out batch, once an epoch."""
+"""PID atoms of backbone features on a fixed batch of images, once an epoch."""
 
 import csv
 import math
@@ -15,17 +15,18 @@ from keras_pid_ssl.plots import plot_pid_monitor
 class PIDMonitor(keras.callbacks.Callback):
     """Logs the `full` Gaussian PID of backbone features at each epoch end.
 
-    The backbone (`model.encoder`) embeds a fixed held-out batch of
-    `(view1, view2, target_view)` images; a fixed random Gaussian projection
-    (seeded) maps the features to `projection_dim` dimensions, where the
-    multivariate ("full") estimator is cheap and well conditioned; the atoms
-    I(T; F1), I(T; F2), I(T; F1, F2), redundancy, unique and synergy (nats)
-    are added to the epoch logs as `monitor_<atom>`, appended to
-    `<output_dir>/pid_monitor.csv` and drawn to `<output_dir>/pid_monitor.png`
-    (both replaced atomically; the plot has two panels, the informations
-    and the atoms, see `kps.plots.plot_pid_monitor`). A `fit` resumed at epoch `e` (e.g. by
-    `ResumableBackup`) keeps the CSV's rows of epochs 1..e, so the files
-    hold every finished epoch once.
+    The backbone (`model.encoder`) embeds a fixed batch of `(view1, view2,
+    target_view)` images (`kps.training.pretrain` uses views of its last
+    `monitor_size` training images; a held-out batch suits it as well); a fixed
+    random Gaussian projection (seeded) maps the features to `projection_dim`
+    dimensions, where the multivariate ("full") estimator is cheap and well
+    conditioned; the atoms I(T; F1), I(T; F2), I(T; F1, F2), redundancy, unique
+    and synergy (nats) are added to the epoch logs as `monitor_<atom>`,
+    appended to `<output_dir>/pid_monitor.csv` and drawn to
+    `<output_dir>/pid_monitor.png` (both replaced atomically; the plot has two
+    panels, the informations and the atoms, see `kps.plots.plot_pid_monitor`).
+    A `fit` resumed at epoch `e` (e.g. by `ResumableBackup`) keeps the CSV's
+    rows of epochs 1..e, so the files hold every finished epoch once.
 
     These are Gaussian estimates of the information between *features* (not
     the projector outputs the loss sees): compare them across epochs and

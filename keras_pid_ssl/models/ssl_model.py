@@ -48,9 +48,10 @@ class SSLModel(keras.Model):
     converts to float `[0, 1]` and augments with per-image random parameters
     (crop, flip, colour jitter, grayscale, blur, solarize: the preset's).
     Training step `k` draws what `(the augmentation's seeds, k)` decide
-    (`kps.augment.Views(..., step=k)`), and `k` is a model variable, saved in
-    weights and backups, so a resumed run draws the views an uninterrupted
-    one draws. `model(images)`, `predict` and export are not augmented.
+    (`kps.augment.Views(..., step=k)`; under `tf.distribute`, replica `r` of
+    `n` uses `k * n + r`), and `k` is a model variable, saved in weights and
+    backups, so a resumed run draws the views an uninterrupted one draws.
+    `model(images)`, `predict` and export are not augmented.
 
     Args:
         encoder: a `keras.Model` mapping images to feature vectors.

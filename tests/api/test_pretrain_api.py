@@ -161,3 +161,32 @@ def test_backbone_options_reach_the_constructor():
     assert kps.config.PretrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="`backbone_options` configure a backbone built by name"):
         kps.config.PretrainConfig(backbone="custom", backbone_options={"widths": [8]})
+
+
+def test_a_config_keeps_its_method_and_backbone_unless_overridden(tmp_path):
+    config = kps.PretrainConfig(method="vicreg", backbone="small_convnet", **TINY)
+    summary = pretrain(_images(), config=config, output_dir=str(tmp_path / "a"))
+    assert (summary["config"]["method"], summary["config"]["backbone"]) == (
+        "vicreg",
+        "small_convnet",
+    )
+    assert summary["config"]["loss_options"]["invariance_weight"] == 25.0  # VICReg's own
+    summary = pretrain(
+        _images(), config=config, method="barlow_twins", output_dir=str(tmp_path / "b")
+    )
+    assert summary["config"]["method"] == "barlow_twins"
+
+
+def test_resuming_with_other_images_is_refused(tmp_path):
+    settings = {**TINY, "backbone": "small_convnet", "method": "barlow_twins"}
+    out = str(tmp_path / "run")
+    pretrain(_images(), output_dir=out, **settings)
+    other = _images()[::-1].copy()
+    with pytest.raises(ValueError, match=r"images_fingerprint: stored '\(64, 16, 16, 3\) uint8"):
+        pretrain(other, output_dir=out, **{**settings, "epochs": 2})
+    folder_a = _png_folder(str(tmp_path / "a"), count=32)
+    folder_b = _png_folder(str(tmp_path / "b"), count=32)
+    out = str(tmp_path / "folder_run")
+    pretrain(folder_a, output_dir=out, **settings)
+    with pytest.raises(ValueError, match=r"data_dir: stored '.*a', now '.*b'"):
+        pretrain(folder_b, output_dir=out, **{**settings, "epochs": 2})

@@ -225,8 +225,8 @@ def test_same_seed_same_batches_on_every_backend(tmp_path):
             text=True,
             timeout=600,
         )
-        if backend == "torch" and "No module named 'torch'" in done.stderr:
-            continue
+        if f"No module named '{backend}'" in done.stderr:
+            pytest.skip(f"{backend} is not installed: the cross-backend comparison needs it")
         assert done.returncode == 0, done.stderr[-3000:]
         results[backend] = np.load(path)
     reference = results.pop("tensorflow")

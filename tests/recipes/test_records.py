@@ -217,7 +217,9 @@ def test_resume_with_another_configuration_is_refused_unless_allowed(
     for name in ("run_config.json", "summary.json", "history.csv"):
         with open(reference / name, "rb") as src, open(run / name, "wb") as dst:
             dst.write(src.read())
-    with pytest.raises(ValueError, match=r"seed: stored 0, now 1; w_syn: stored 1.0, now 0.5"):
+    with pytest.raises(
+        ValueError, match=r"loss_options.w_syn: stored 1.0, now 0.5; seed: stored 0"
+    ):
         _pretrain(run, tiny_fashion_mnist, seed=1, w_syn=0.5)
     with pytest.raises(ValueError, match=r"backbone: stored 'small_convnet', now 'resnet18'"):
         _pretrain(run, tiny_fashion_mnist, backbone="resnet18")

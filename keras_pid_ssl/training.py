@@ -753,6 +753,10 @@ def _write_summary(
     final = {k: _json_safe(_float(v)) for k, v in (rows[-1] if rows else {}).items()}
     final.pop("epoch", None)
     found = backup.latest()
+    if refresh is not None:  # the pseudo-label settings it resolved
+        config = config.replace(
+            num_clusters=refresh.num_clusters, recluster_every=refresh.recluster_every
+        )
     summary = {
         "config": config.to_dict(),
         "versions": versions(),

@@ -39,8 +39,11 @@ def _is_width(text):
 
 
 def _define(field):
-    default = RECIPE_DEFAULTS.get(field.name, field.default)
     help_text = field.metadata.get("help", "")
+    if config_lib.field_kind(field) is dict:  # JSON text, e.g. --loss_options='{"w_syn": 0.5}'
+        flags.DEFINE_string(field.name, "{}", help_text + " (JSON)")
+        return
+    default = RECIPE_DEFAULTS.get(field.name, field.default)
     if field.name == "projector_dims":
         flags.DEFINE_list(field.name, [str(d) for d in default], help_text)
         flags.register_validator(
@@ -49,8 +52,6 @@ def _define(field):
             message="--projector_dims takes comma-separated positive ints, the last being "
             "the embedding width, e.g. --projector_dims=2048,2048,2048",
         )
-    elif field.name in ("loss_options", "base_options"):
-        flags.DEFINE_string(field.name, "{}", help_text + " (JSON)")
     else:
         define = {
             bool: flags.DEFINE_bool,
@@ -83,8 +84,9 @@ def main(argv):
 
     options = {f.name: FLAGS[f.name].value for f in dataclasses.fields(kps.config.PretrainConfig)}
     options["projector_dims"] = tuple(int(d) for d in FLAGS.projector_dims)
-    for name in ("loss_options", "base_options"):
-        options[name] = json.loads(FLAGS[name].value)
+    for field in dataclasses.fields(kps.config.PretrainConfig):
+        if kps.config.field_kind(field) is dict:
+            options[field.name] = json.loads(FLAGS[field.name].value)
     options.update({n: _value(FLAGS[n].value) for n in _LOSS_FLAGS if FLAGS[n].value is not None})
     summary = kps.training.pretrain(FLAGS.output_dir, **options)
     print(json.dumps({k: summary[k] for k in ("final_metrics", "export", "wall_time_s")}, indent=2))

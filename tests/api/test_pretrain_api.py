@@ -1,5 +1,6 @@
 """`kps.pretrain`: one call on a folder, an array or a tf.data.Dataset, with any backbone."""
 
+import importlib.util
 import json
 import os
 import warnings
@@ -10,6 +11,20 @@ import pytest
 
 import keras_pid_ssl as kps
 from keras_pid_ssl.api import pretrain
+
+
+@pytest.fixture(autouse=True)
+def _op_determinism_off_afterwards():
+    """`pretrain` turns on TensorFlow's op determinism process-wide
+    (`deterministic=True`); turned off after each test here so that later
+    tests in this process (e.g. KerasCV layers, which draw from TensorFlow's
+    global generator) run as they would alone."""
+    yield
+    if importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow as tf
+
+        tf.config.experimental.disable_op_determinism()
+
 
 TINY = dict(
     epochs=1,

@@ -378,9 +378,10 @@ class PretrainConfig:
             }
             given = [name for name, value in pid_only.items() if value not in (None, {}, False)]
             if given:
+                received = ", ".join(f"{name}={getattr(self, name)!r}" for name in given)
                 raise ValueError(
                     f"{given} are PID settings; method={self.method!r} has no PID target. "
-                    "Leave them unset, or use method='pid'."
+                    f"Leave them unset, or use method='pid'. Received: {received}"
                 )
             return
         base = self.loss_options.get("base", loss_parameters.get("base"))

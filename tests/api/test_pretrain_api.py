@@ -14,16 +14,16 @@ from keras_pid_ssl.api import pretrain
 
 
 @pytest.fixture(autouse=True)
-def _op_determinism_off_afterwards():
-    """`pretrain` turns on TensorFlow's op determinism process-wide
-    (`deterministic=True`); turned off after each test here so that later
-    tests in this process (e.g. KerasCV layers, which draw from TensorFlow's
-    global generator) run as they would alone."""
+def _global_generator_for_later_tests():
+    """`pretrain` turns on TensorFlow's op determinism, process-wide
+    (`deterministic=True`), after which TensorFlow's global random generator
+    must be set explicitly; set here so that later tests in this process
+    (e.g. KerasCV layers, which draw from it) run as they would alone."""
     yield
     if importlib.util.find_spec("tensorflow") is not None:
         import tensorflow as tf
 
-        tf.config.experimental.disable_op_determinism()
+        tf.random.set_global_generator(tf.random.Generator.from_seed(1234))
 
 
 TINY = dict(

@@ -29,6 +29,7 @@ import math
 import sys
 import typing
 
+from keras_pid_ssl.distribute.strategy import STRATEGY_NAMES
 from keras_pid_ssl.utils.validation import check_choice
 from keras_pid_ssl.utils.validation import check_image_size
 from keras_pid_ssl.utils.validation import check_int
@@ -39,7 +40,6 @@ from keras_pid_ssl.utils.validation import check_projector_dims
 
 DATASETS = ("cifar10", "cifar100", "stl10", "fashion_mnist", "image_folder", "array")
 METHODS = ("pid", "barlow_twins", "vicreg")
-BUILTIN_BACKBONES = ("resnet18", "resnet34", "resnet50", "small_convnet")
 OPTIMIZERS = ("lars", "sgd", "adamw")
 # PID targets: the target view through the same network ("clean"), through an
 # EMA of it ("ema", momentum 0.99 unless given), or a k-means pseudo-label
@@ -301,11 +301,7 @@ class PretrainConfig:
         check_choice("pid_target", self.pid_target, PID_TARGETS)
         check_choice("target_view", self.target_view, ("clean", "weak"))
         check_choice("augmentation", self.augmentation, ("auto", "host", "device"))
-        check_choice(
-            "strategy",
-            self.strategy,
-            ("none", "mirrored", "multiworker", "tpu", "jax_data_parallel"),
-        )
+        check_choice("strategy", self.strategy, STRATEGY_NAMES)
         if self.export is not None and not isinstance(self.export, bool):
             raise ValueError(
                 f"`export` must be True, False or None (when TensorFlow is installed). "

@@ -424,12 +424,12 @@ def pretrain(output_dir, config=None, *, images=None, encoder=None, extra_callba
     lock = RunLock(output_dir)
     lock.acquire()
     try:
-        finished = _check_records(output_dir, config, images)
+        run = config.resolved()
+        finished = _check_records(output_dir, run, images)
         if finished is not None:
             return finished
-        _set_up_process(config)
-        data = _load_data(config, images)
-        run = config.resolved()
+        _set_up_process(run)
+        data = _load_data(run, images)
         # Outside the strategy scope: the pseudo-labels' tf.Variable stays on the host.
         refresh = _pseudo_label_refresh(run, data)
         with scope:
@@ -481,7 +481,7 @@ def _make_config(config, options, images, encoder):
 def _check_records(output_dir, config, images):
     """The stored summary of a finished run (after a warning), else None.
 
-    Checks the resolved `config` (every default filled in, so a resume in
+    Checks `config`, resolved (every default filled in, so a resume in
     another environment, e.g. without TensorFlow, or by a version with other
     defaults, is caught) and a fingerprint of `images` (`dataset="array"`)
     against the stored ones (see `check_stored_config`).
@@ -489,7 +489,7 @@ def _check_records(output_dir, config, images):
     finished = finished_summary(output_dir, config.epochs)
     backup_dir = os.path.join(output_dir, "backup")
     trained = finished is not None or (os.path.isdir(backup_dir) and any(os.scandir(backup_dir)))
-    record = config.resolved().to_dict()
+    record = config.to_dict()
     if images is not None:
         record["images_fingerprint"] = images_fingerprint(images)
     check_stored_config(

@@ -126,136 +126,80 @@ class KerasOps:
         return key + keras.ops.convert_to_tensor([0, int(data)], dtype=key.dtype)
 
 
-class _TFNumpy:
-    """The `keras.ops` used by the augmentation layers, written with TensorFlow."""
+class _TensorFlowNamespace:
+    """Ops written with TensorFlow under the names of a `keras.ops` namespace.
 
-    @staticmethod
-    def argsort(x, axis=-1):
-        return _tensorflow().argsort(x, axis=axis, stable=True)
+    `aliases` maps an op's name to the TensorFlow function (a path under
+    `tf`) that takes the same arguments, looked up when used; `functions`
+    are the ops whose arguments or defaults differ from TensorFlow's.
+    """
 
-    @staticmethod
-    def where(condition, x, y):
-        return _tensorflow().where(condition, x, y)
+    def __init__(self, aliases, **functions):
+        self._aliases = aliases
+        for name, function in functions.items():
+            setattr(self, name, function)
 
-    @staticmethod
-    def clip(x, x_min, x_max):
-        return _tensorflow().clip_by_value(x, x_min, x_max)
-
-    @staticmethod
-    def reshape(x, new_shape):
-        return _tensorflow().reshape(x, new_shape)
-
-    @staticmethod
-    def zeros_like(x, dtype=None):
-        return _tensorflow().zeros_like(x, dtype=dtype)
-
-    @staticmethod
-    def ones_like(x, dtype=None):
-        return _tensorflow().ones_like(x, dtype=dtype)
-
-    @staticmethod
-    def mean(x, axis=None, keepdims=False):
-        return _tensorflow().reduce_mean(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def sum(x, axis=None, keepdims=False):
-        return _tensorflow().reduce_sum(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def max(x, axis=None, keepdims=False):
-        return _tensorflow().reduce_max(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def argmax(x, axis=None):
-        return _tensorflow().argmax(x, axis=axis, output_type="int32")
-
-    @staticmethod
-    def stack(x, axis=0):
-        return _tensorflow().stack(x, axis=axis)
-
-    @staticmethod
-    def take(x, indices, axis=None):
-        return _tensorflow().gather(x, indices, axis=axis)
-
-    @staticmethod
-    def nonzero(x):
-        return tuple(_tensorflow().unstack(_tensorflow().where(x), axis=1))
-
-    @staticmethod
-    def expand_dims(x, axis):
-        return _tensorflow().expand_dims(x, axis)
-
-    @staticmethod
-    def squeeze(x, axis=None):
-        return _tensorflow().squeeze(x, axis=axis)
-
-    @staticmethod
-    def flip(x, axis):
-        return _tensorflow().reverse(x, [axis])
-
-    @staticmethod
-    def arange(start, stop=None, step=1, dtype=None):
-        if stop is None:
-            start, stop = 0, start
-        return _tensorflow().range(start, stop, step, dtype=dtype or "int32")
-
-    @staticmethod
-    def pad(x, pad_width, mode="constant"):
-        return _tensorflow().pad(x, pad_width, mode=mode.upper())
-
-    @staticmethod
-    def tile(x, repeats):
-        return _tensorflow().tile(x, repeats)
-
-    @staticmethod
-    def logical_and(x, y):
-        return _tensorflow().logical_and(x, y)
-
-    @staticmethod
-    def minimum(x, y):
-        return _tensorflow().minimum(x, y)
-
-    @staticmethod
-    def floor(x):
-        return _tensorflow().floor(x)
-
-    @staticmethod
-    def round(x):
-        return _tensorflow().round(x)
-
-    @staticmethod
-    def sqrt(x):
-        return _tensorflow().sqrt(x)
-
-    @staticmethod
-    def exp(x):
-        return _tensorflow().exp(x)
-
-    @staticmethod
-    def square(x):
-        return _tensorflow().square(x)
+    def __getattr__(self, name):
+        path = self.__dict__.get("_aliases", {}).get(name)
+        if path is None:
+            raise AttributeError(f"The TensorFlow op set has no {name!r}.")
+        function = _tensorflow()
+        for part in path.split("."):
+            function = getattr(function, part)
+        return function
 
 
-class _TFImage:
-    @staticmethod
-    def rgb_to_hsv(images):
-        return _tensorflow().image.rgb_to_hsv(images)
-
-    @staticmethod
-    def hsv_to_rgb(images):
-        return _tensorflow().image.hsv_to_rgb(images)
+def _tf_arange(start, stop=None, step=1, dtype=None):
+    if stop is None:
+        start, stop = 0, start
+    return _tensorflow().range(start, stop, step, dtype=dtype or "int32")
 
 
-class _TFCore:
-    @staticmethod
-    def scatter_update(inputs, indices, updates):
-        return _tensorflow().tensor_scatter_nd_update(inputs, indices, updates)
-
-
-class _TFNN:
-    @staticmethod
-    def one_hot(x, num_classes, dtype="float32"):
-        return _tensorflow().one_hot(x, num_classes, dtype=dtype)
+# Ops of `keras.ops` that TensorFlow has under the same name, with the same arguments.
+_SAME_IN_TENSORFLOW = (
+    "where",
+    "reshape",
+    "zeros_like",
+    "ones_like",
+    "stack",
+    "expand_dims",
+    "squeeze",
+    "tile",
+    "logical_and",
+    "minimum",
+    "floor",
+    "round",
+    "sqrt",
+    "exp",
+    "square",
+)
+# The `keras.ops` used by the augmentation layers, written with TensorFlow.
+_TF_NUMPY = _TensorFlowNamespace(
+    {
+        **{name: name for name in _SAME_IN_TENSORFLOW},
+        "clip": "clip_by_value",
+        "mean": "reduce_mean",
+        "sum": "reduce_sum",
+        "max": "reduce_max",
+        "take": "gather",
+    },
+    argsort=lambda x, axis=-1: _tensorflow().argsort(x, axis=axis, stable=True),
+    argmax=lambda x, axis=None: _tensorflow().argmax(x, axis=axis, output_type="int32"),
+    nonzero=lambda x: tuple(_tensorflow().unstack(_tensorflow().where(x), axis=1)),
+    flip=lambda x, axis: _tensorflow().reverse(x, [axis]),
+    arange=_tf_arange,
+    pad=lambda x, pad_width, mode="constant": _tensorflow().pad(x, pad_width, mode=mode.upper()),
+)
+_TF_IMAGE = _TensorFlowNamespace(
+    {"rgb_to_hsv": "image.rgb_to_hsv", "hsv_to_rgb": "image.hsv_to_rgb"}
+)
+_TF_CORE = _TensorFlowNamespace({"scatter_update": "tensor_scatter_nd_update"})
+_TF_NN = _TensorFlowNamespace(
+    {},
+    one_hot=lambda x, num_classes, dtype="float32": _tensorflow().one_hot(
+        x, num_classes, dtype=dtype
+    ),
+)
 
 
 class _TFRandom:
@@ -276,10 +220,10 @@ class TensorFlowOps:
     """The same op set written with TensorFlow, for `tf.data` under any backend."""
 
     name = "tensorflow"
-    numpy = _TFNumpy
-    core = _TFCore
-    image = _TFImage
-    nn = _TFNN
+    numpy = _TF_NUMPY
+    core = _TF_CORE
+    image = _TF_IMAGE
+    nn = _TF_NN
     random = _TFRandom
 
     @staticmethod

@@ -34,32 +34,26 @@ from keras_pid_ssl.utils.validation import check_image_size
 _JITTER_RGB = dict(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
 _JITTER_GRAY = dict(brightness=0.4, contrast=0.4, saturation=0.0, hue=0.0)
 
-# Per-view probabilities: (view 1, view 2).
+
+def _recipe(image_size, jitter, grayscale_p, blur_p):
+    """One preset's settings; all share the jitter probability and the solarization.
+
+    Per-view probabilities are pairs `(view 1, view 2)`.
+    """
+    return dict(
+        image_size=image_size,
+        jitter=jitter,
+        jitter_p=0.8,
+        grayscale_p=grayscale_p,
+        blur_p=blur_p,
+        solarize_p=(0.0, 0.2),
+    )
+
+
 RECIPES = {
-    "cifar": dict(
-        image_size=32,
-        jitter=_JITTER_RGB,
-        jitter_p=0.8,
-        grayscale_p=0.2,
-        blur_p=(0.0, 0.0),
-        solarize_p=(0.0, 0.2),
-    ),
-    "imagenet": dict(
-        image_size=224,
-        jitter=_JITTER_RGB,
-        jitter_p=0.8,
-        grayscale_p=0.2,
-        blur_p=(1.0, 0.1),
-        solarize_p=(0.0, 0.2),
-    ),
-    "grayscale": dict(
-        image_size=28,
-        jitter=_JITTER_GRAY,
-        jitter_p=0.8,
-        grayscale_p=0.0,
-        blur_p=(0.0, 0.0),
-        solarize_p=(0.0, 0.2),
-    ),
+    "cifar": _recipe(32, _JITTER_RGB, grayscale_p=0.2, blur_p=(0.0, 0.0)),
+    "imagenet": _recipe(224, _JITTER_RGB, grayscale_p=0.2, blur_p=(1.0, 0.1)),
+    "grayscale": _recipe(28, _JITTER_GRAY, grayscale_p=0.0, blur_p=(0.0, 0.0)),
 }
 PRESETS = tuple(RECIPES)
 TARGET_VIEWS = ("clean", "weak")
@@ -70,6 +64,13 @@ def _check_preset(name):
         raise ValueError(
             f"Unknown augmentation preset {name!r}. Available presets: {', '.join(PRESETS)}."
         )
+
+
+def _output_size(name, image_size):
+    """`image_size` checked, or preset `name`'s own size when it is None."""
+    return check_image_size(
+        "image_size", RECIPES[name]["image_size"] if image_size is None else image_size
+    )
 
 
 def _seeder(seed):
@@ -106,9 +107,7 @@ def view_pipeline(name, view=1, image_size=None, crop_scale=(0.08, 1.0), seed=No
     _check_preset(name)
     check_choice("view", view, (1, 2))
     recipe = RECIPES[name]
-    size = check_image_size(
-        "image_size", recipe["image_size"] if image_size is None else image_size
-    )
+    size = _output_size(name, image_size)
     next_seed = _seeder(None if seed is None else int(seed) * 10 + view)
     layers = [
         RandomResizedCrop(size, scale=crop_scale, seed=next_seed()),
@@ -208,9 +207,7 @@ def preset(name, image_size=None, target="clean", crop_scale=(0.08, 1.0), seed=N
     """
     _check_preset(name)
     check_choice("target", target, (None,) + TARGET_VIEWS)
-    size = check_image_size(
-        "image_size", RECIPES[name]["image_size"] if image_size is None else image_size
-    )
+    size = _output_size(name, image_size)
     views = [
         view_pipeline(name, i, image_size=size, crop_scale=crop_scale, seed=seed) for i in (1, 2)
     ]

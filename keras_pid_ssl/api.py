@@ -29,7 +29,8 @@ def pretrain(
         data: a dataset name (`"cifar10"`, `"cifar100"`, `"stl10"`,
             `"fashion_mnist"`: read from the user's files, see
             `kps.data.load`), a folder of images (`folder/<image>` or
-            `folder/<class>/<image>`; the classes are ignored), a uint8 NumPy
+            `folder/<class>/<image>`; the classes are ignored), an `.npz` file
+            (its `x_train` or `images` array; labels are ignored), a uint8 NumPy
             array `(num_images, height, width, channels)`, or a
             `tf.data.Dataset` of such images (read into memory once).
         backbone: `None` (that of `config`, else `"resnet18"`), a built-in
@@ -86,10 +87,12 @@ def _resolve_data(data):
             return None, {"dataset": data}
         if os.path.isdir(data):
             return None, {"dataset": "image_folder", "data_dir": os.fspath(data)}
+        if os.path.isfile(data) and os.fspath(data).endswith(".npz"):
+            return _npz_images(os.fspath(data)), {"dataset": "array"}
         raise FileNotFoundError(
             f"`data`={os.fspath(data)!r} is neither a dataset name "
-            f"({', '.join(d for d in DATASETS if d not in ('image_folder', 'array'))}) nor an "
-            "existing folder of images."
+            f"({', '.join(d for d in DATASETS if d not in ('image_folder', 'array'))}), an "
+            "existing folder of images nor an .npz file."
         )
     if isinstance(data, np.ndarray):
         return data, {"dataset": "array"}
@@ -99,6 +102,29 @@ def _resolve_data(data):
         "`data` must be a dataset name, a folder of images, a uint8 NumPy array of images or "
         f"a tf.data.Dataset of images. Received: {type(data).__name__}"
     )
+
+
+def _npz_images(path):
+    """The training images of an `.npz` file: its `x_train` (keras.datasets'
+    layout) or `images` array; labels and test splits are not used."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read {path} as an .npz file: {error}") from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{path} holds a single array, not an .npz archive: save the images with "
+            "np.savez(path, images=...)."
+        )
+    with archive:
+        key = next((k for k in ("x_train", "images") if k in archive.files), None)
+        if key is None:
+            raise ValueError(
+                f"{path} holds the arrays {sorted(archive.files)}; pretraining reads its "
+                "images from an array named 'x_train' or 'images'."
+            )
+        images = archive[key]
+    return images[..., None] if images.ndim == 3 else images
 
 
 def _is_tf_dataset(data):

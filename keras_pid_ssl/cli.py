@@ -217,9 +217,10 @@ def _pretrain_flags(parser):
         "--dataset",
         dest="data",
         required=True,
-        metavar="NAME|FOLDER",
-        help="The images: a dataset name (cifar10, cifar100, stl10, fashion_mnist) or a folder "
-        "of images (folder/<image> or folder/<class>/<image>; classes are ignored).",
+        metavar="NAME|FOLDER|FILE.npz",
+        help="The images: a dataset name (cifar10, cifar100, stl10, fashion_mnist), a folder "
+        "of images (folder/<image> or folder/<class>/<image>; classes are ignored) or an .npz "
+        "file (its x_train or images array; labels are ignored).",
     )
     parser.add_argument(
         "--output_dir",

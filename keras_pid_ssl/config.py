@@ -103,7 +103,9 @@ class PretrainConfig:
     train_subset: int | None = _field(None, "Use only the first N training images.")
     image_size: int | None = _field(None, "Train at this image size (default: the data's).")
     augment: str | None = _field(
-        None, "Augmentation preset: cifar, imagenet, grayscale (default per data)."
+        None,
+        "Augmentation preset: cifar, imagenet, grayscale (default per data; grayscale for "
+        "one-channel arrays).",
     )
     augmentation: str = _field(
         "auto",

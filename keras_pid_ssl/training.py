@@ -475,6 +475,8 @@ def _make_config(config, options, images, encoder):
             f"`encoder`. Received: backbone={config.backbone!r}, encoder "
             f"{'given' if encoder is not None else 'not given'}. kps.pretrain sets both."
         )
+    if images is not None and config.augment is None and np.shape(images)[-1] == 1:
+        config = config.replace(augment="grayscale")  # colour jitter needs RGB
     return config
 
 

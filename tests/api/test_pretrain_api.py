@@ -146,6 +146,32 @@ def test_a_tf_data_dataset_of_images(tmp_path):
     assert summary["train_images"] == 48
 
 
+def test_an_npz_file_gives_its_training_images(tmp_path):
+    from keras_pid_ssl.api import _resolve_data
+
+    gray = _images(count=40, channels=1)[..., 0]  # keras.datasets' MNIST layout
+    path = tmp_path / "mnist_like.npz"
+    np.savez(path, x_train=gray, y_train=np.zeros(40), x_test=gray[:8], y_test=np.zeros(8))
+    images, options = _resolve_data(str(path))
+    np.testing.assert_array_equal(images, gray[..., None])
+    assert options == {"dataset": "array"}
+    np.savez(tmp_path / "unlabelled.npz", images=_images(count=20))
+    images, _ = _resolve_data(str(tmp_path / "unlabelled.npz"))
+    np.testing.assert_array_equal(images, _images(count=20))
+    summary = pretrain(
+        str(path), backbone="small_convnet", output_dir=str(tmp_path / "run"), **TINY
+    )
+    assert summary["train_images"] == 40
+    assert summary["config"]["augment"] == "grayscale"  # one channel: no colour jitter
+    np.savez(tmp_path / "other.npz", pictures=gray)
+    with pytest.raises(ValueError, match=r"holds the arrays \['pictures'\]"):
+        _resolve_data(str(tmp_path / "other.npz"))
+    np.save(tmp_path / "single.npy", gray)
+    os.rename(tmp_path / "single.npy", tmp_path / "single.npz")
+    with pytest.raises(ValueError, match="single array"):
+        _resolve_data(str(tmp_path / "single.npz"))
+
+
 def test_bad_data_and_backbones_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a dataset name"):
         pretrain(str(tmp_path / "missing"), output_dir=str(tmp_path / "run"), **TINY)

@@ -3,6 +3,11 @@
 import keras
 from keras import layers
 
+from keras_pid_ssl.backbones.blocks import backbone_config
+from keras_pid_ssl.backbones.blocks import batch_norm
+from keras_pid_ssl.backbones.blocks import check_input_shape
+from keras_pid_ssl.backbones.blocks import conv
+from keras_pid_ssl.backbones.blocks import conv_bn_relu
 from keras_pid_ssl.utils.validation import check_choice
 
 _STAGES = {
@@ -12,39 +17,19 @@ _STAGES = {
 }
 
 
-def _batch_norm(momentum, synchronized, name):
-    # PyTorch's BN momentum 0.1 is Keras's 0.9; epsilon 1e-5 as in torchvision,
-    # which the published SSL recipes use.
-    return layers.BatchNormalization(
-        momentum=momentum, epsilon=1e-5, synchronized=synchronized, name=name
-    )
-
-
-def _conv(filters, kernel_size, strides, name):
-    return layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        use_bias=False,
-        kernel_initializer="he_normal",
-        name=name,
-    )
-
-
 def _block(x, filters, strides, kind, bn_momentum, synchronized, name):
     expansion = 4 if kind == "bottleneck" else 1
     shortcut = x
     if strides != 1 or x.shape[-1] != filters * expansion:
-        shortcut = _conv(filters * expansion, 1, strides, f"{name}_proj_conv")(x)
-        shortcut = _batch_norm(bn_momentum, synchronized, f"{name}_proj_bn")(shortcut)
+        shortcut = conv(filters * expansion, 1, strides, f"{name}_proj_conv")(x)
+        shortcut = batch_norm(bn_momentum, synchronized, f"{name}_proj_bn")(shortcut)
     if kind == "basic":
         convs = [(filters, 3, strides), (filters, 3, 1)]
     else:
         convs = [(filters, 1, 1), (filters, 3, strides), (filters * 4, 1, 1)]
     for i, (f, k, s) in enumerate(convs):
-        x = _conv(f, k, s, f"{name}_conv{i + 1}")(x)
-        x = _batch_norm(bn_momentum, synchronized, f"{name}_bn{i + 1}")(x)
+        x = conv(f, k, s, f"{name}_conv{i + 1}")(x)
+        x = batch_norm(bn_momentum, synchronized, f"{name}_bn{i + 1}")(x)
         if i < len(convs) - 1:
             x = layers.ReLU(name=f"{name}_relu{i + 1}")(x)
     x = layers.Add(name=f"{name}_add")([shortcut, x])
@@ -91,22 +76,14 @@ class ResNet(keras.Model):
     ):
         check_choice("depth", depth, tuple(_STAGES))
         check_choice("variant", variant, ("cifar", "imagenet"))
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(
-                "`input_shape` must be (height, width, channels). "
-                f"Received: input_shape={input_shape}"
-            )
+        input_shape = check_input_shape(input_shape)
         kind, blocks = _STAGES[depth]
         inputs = keras.Input(shape=input_shape, name="images")
-        if variant == "cifar":
-            x = _conv(width, 3, 1, "stem_conv")(inputs)
-            x = _batch_norm(bn_momentum, synchronized_bn, "stem_bn")(x)
-            x = layers.ReLU(name="stem_relu")(x)
-        else:
-            x = _conv(width, 7, 2, "stem_conv")(inputs)
-            x = _batch_norm(bn_momentum, synchronized_bn, "stem_bn")(x)
-            x = layers.ReLU(name="stem_relu")(x)
+        stem_kernel, stem_strides = (3, 1) if variant == "cifar" else (7, 2)
+        x = conv_bn_relu(
+            inputs, width, stem_kernel, stem_strides, bn_momentum, synchronized_bn, "stem"
+        )
+        if variant == "imagenet":
             x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
         for stage, num_blocks in enumerate(blocks):
             for b in range(num_blocks):
@@ -131,16 +108,7 @@ class ResNet(keras.Model):
         self.synchronized_bn = synchronized_bn
 
     def get_config(self):
-        return {
-            "depth": self.depth,
-            "variant": self.variant,
-            "input_shape": self.image_shape,
-            "width": self.width,
-            "bn_momentum": self.bn_momentum,
-            "synchronized_bn": self.synchronized_bn,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
+        return backbone_config(self, ResNet)
 
     @classmethod
     def from_config(cls, config):

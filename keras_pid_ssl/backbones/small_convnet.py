@@ -3,6 +3,10 @@
 import keras
 from keras import layers
 
+from keras_pid_ssl.backbones.blocks import backbone_config
+from keras_pid_ssl.backbones.blocks import check_input_shape
+from keras_pid_ssl.backbones.blocks import conv_bn_relu
+
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
 class SmallConvNet(keras.Model):
@@ -31,13 +35,8 @@ class SmallConvNet(keras.Model):
         name="small_convnet",
         **kwargs,
     ):
-        input_shape = tuple(input_shape)
+        input_shape = check_input_shape(input_shape)
         widths = tuple(int(w) for w in widths)
-        if len(input_shape) != 3:
-            raise ValueError(
-                "`input_shape` must be (height, width, channels). "
-                f"Received: input_shape={input_shape}"
-            )
         if not widths or min(widths) < 1:
             raise ValueError(
                 f"`widths` must be a non-empty list of positive ints. Received: widths={widths}"
@@ -45,22 +44,8 @@ class SmallConvNet(keras.Model):
         inputs = keras.Input(shape=input_shape, name="images")
         x = inputs
         for i, width in enumerate(widths):
-            x = layers.Conv2D(
-                width,
-                3,
-                strides=1 if i == 0 else 2,
-                padding="same",
-                use_bias=False,
-                kernel_initializer="he_normal",
-                name=f"block{i + 1}_conv",
-            )(x)
-            x = layers.BatchNormalization(
-                momentum=bn_momentum,
-                epsilon=1e-5,
-                synchronized=synchronized_bn,
-                name=f"block{i + 1}_bn",
-            )(x)
-            x = layers.ReLU(name=f"block{i + 1}_relu")(x)
+            strides = 1 if i == 0 else 2
+            x = conv_bn_relu(x, width, 3, strides, bn_momentum, synchronized_bn, f"block{i + 1}")
         outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         self.image_shape = input_shape
@@ -69,14 +54,7 @@ class SmallConvNet(keras.Model):
         self.synchronized_bn = synchronized_bn
 
     def get_config(self):
-        return {
-            "input_shape": self.image_shape,
-            "widths": self.widths,
-            "bn_momentum": self.bn_momentum,
-            "synchronized_bn": self.synchronized_bn,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
+        return backbone_config(self, SmallConvNet)
 
     @classmethod
     def from_config(cls, config):

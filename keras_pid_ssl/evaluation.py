@@ -117,20 +117,63 @@ def extract_features(backbone, images, batch_size=256):
     return np.concatenate(out).astype("float32")
 
 
-def _check_data_arguments(dataset, data_dir, subsets, resize_method, class_names, split):
-    """Refusals before any file is read; `subsets` and `split` as in `_load_splits`."""
-    (train_subset, test_subset), (test_fraction, seed) = subsets, split
-    source, location = labelled_source(dataset, data_dir)
-    check_int("train_subset", train_subset, 1, allow_none=True)
-    check_int("test_subset", test_subset, 1, allow_none=True)
-    check_choice("resize_method", resize_method, (None, "pad", "resize"))
-    check_open_unit_interval("test_fraction", test_fraction)
-    check_int("seed", seed, 0)
-    if class_names is not None and source != "image_folder":
-        raise ValueError(
-            f"`class_names` sets the labels of an image folder; {location!r} has fixed "
-            f"labels. Received: class_names={class_names!r}. Leave it unset."
+@dataclasses.dataclass(frozen=True)
+class _DataRequest:
+    """The labelled-data arguments of `linear_eval` and `finetune` (`seed` draws
+    a carved test split of `test_fraction`)."""
+
+    dataset: object
+    data_dir: object
+    train_subset: object
+    test_subset: object
+    resize_method: object
+    class_names: object
+    test_fraction: float
+    seed: int
+
+    def check(self):
+        """Refusals before any file is read."""
+        source, location = labelled_source(self.dataset, self.data_dir)
+        check_int("train_subset", self.train_subset, 1, allow_none=True)
+        check_int("test_subset", self.test_subset, 1, allow_none=True)
+        check_choice("resize_method", self.resize_method, (None, "pad", "resize"))
+        check_open_unit_interval("test_fraction", self.test_fraction)
+        check_int("seed", self.seed, 0)
+        if self.class_names is not None and source != "image_folder":
+            raise ValueError(
+                f"`class_names` sets the labels of an image folder; {location!r} has fixed "
+                f"labels. Received: class_names={self.class_names!r}. Leave it unset."
+            )
+
+    def class_map(self, folder):
+        """`class_map` of this data, kept in `folder`."""
+        return class_map(self.dataset, self.data_dir, folder, self.class_names)
+
+    def load(self, backbone, names_source):
+        """Train and test data (`load_labelled`) at the backbone's input size,
+        labelled with the class map `names_source`, cut to the subsets."""
+        height, width, channels = _input_shape(backbone)
+        data = load_labelled(
+            self.dataset,
+            self.data_dir,
+            image_size=(height, width),
+            channels=channels,
+            resize_method=self.resize_method,
+            class_names=names_source,
+            test_fraction=self.test_fraction,
+            seed=self.seed,
         )
+        train, test = (slice(None, n or None) for n in (self.train_subset, self.test_subset))
+        data = dataclasses.replace(
+            data,
+            x_train=data.x_train[train],
+            y_train=data.y_train[train],
+            x_test=data.x_test[test],
+            y_test=data.y_test[test],
+        )
+        check_labels(f"{data.location} train labels", data.y_train, data.num_classes)
+        check_labels(f"{data.location} test labels", data.y_test, data.num_classes)
+        return data
 
 
 def results_folder(output_dir, backbone_path):
@@ -249,42 +292,36 @@ def linear_eval(
 
     check_positive("regularization", regularization)
     check_int("max_iter", max_iter, 1)
-    _check_data_arguments(
+    request = _DataRequest(
         dataset,
         data_dir,
-        (train_subset, test_subset),
+        train_subset,
+        test_subset,
         resize_method,
         class_names,
-        (test_fraction, seed),
+        test_fraction,
+        seed,
     )
+    request.check()
     start = time.time()
     folder = results_folder(output_dir, backbone_path)
-    names, names_source = class_map(dataset, data_dir, folder, class_names)
+    names, names_source = request.class_map(folder)
     backbone = load_backbone(backbone_path)
-    data = _load_splits(
-        dataset,
-        backbone,
-        data_dir,
-        (train_subset, test_subset),
-        resize_method,
-        names,
-        names_source,
-        (test_fraction, seed),
-    )
-    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
-    num_classes = data.num_classes
-    f_train = extract_features(backbone, x_train)
-    f_test = extract_features(backbone, x_test)
+    data = request.load(backbone, names_source)
+    f_train = extract_features(backbone, data.x_train)
+    f_test = extract_features(backbone, data.x_test)
     feature_time = time.time() - start
-    classifier = dict(regularization=regularization, max_iter=max_iter, num_classes=num_classes)
-    probabilities = _logistic_probabilities(f_train, y_train, f_test, **classifier)
+    classifier = dict(
+        regularization=regularization, max_iter=max_iter, num_classes=data.num_classes
+    )
+    probabilities = _logistic_probabilities(f_train, data.y_train, f_test, **classifier)
     result = {
         "backbone_path": os.fspath(backbone_path),
         **_data_record(data),
         **_save_class_map(names, folder),
         "feature_dim": int(f_train.shape[1]),
-        "top1": top_k_accuracy(probabilities, y_test, 1),
-        "top5": top_k_accuracy(probabilities, y_test, 5),
+        "top1": top_k_accuracy(probabilities, data.y_test, 1),
+        "top5": top_k_accuracy(probabilities, data.y_test, 5),
         "feature_time_s": feature_time,
     }
     if floors:
@@ -325,34 +362,6 @@ def _floors(backbone, data, seed, classifier):
             extract_features(fresh, data.x_train), extract_features(fresh, data.x_test)
         )
     return out
-
-
-def _load_splits(dataset, backbone, data_dir, subsets, resize_method, names, names_source, split):
-    """Train and test data (`load_labelled`) at the backbone's input size, labelled
-    with one class map, cut to `subsets` = `(train_subset, test_subset)`; `split`
-    = `(test_fraction, seed)` of a carved test split."""
-    height, width, channels = _input_shape(backbone)
-    data = load_labelled(
-        dataset,
-        data_dir,
-        image_size=(height, width),
-        channels=channels,
-        resize_method=resize_method,
-        class_names=names_source,
-        test_fraction=split[0],
-        seed=split[1],
-    )
-    train, test = (slice(None, subset or None) for subset in subsets)
-    data = dataclasses.replace(
-        data,
-        x_train=data.x_train[train],
-        y_train=data.y_train[train],
-        x_test=data.x_test[test],
-        y_test=data.y_test[test],
-    )
-    check_labels(f"{data.location} train labels", data.y_train, data.num_classes)
-    check_labels(f"{data.location} test labels", data.y_test, data.num_classes)
-    return data
 
 
 def _data_record(data):
@@ -462,16 +471,19 @@ def finetune(
     check_non_negative("weight_decay", weight_decay)
     check_int("seed", seed, 0)
     _check_label_fraction(label_fraction)
-    _check_data_arguments(
+    request = _DataRequest(
         dataset,
         data_dir,
-        (train_subset, test_subset),
+        train_subset,
+        test_subset,
         resize_method,
         class_names,
-        (test_fraction, seed),
+        test_fraction,
+        seed,
     )
+    request.check()
     start = time.time()
-    names, names_source = class_map(dataset, data_dir, output_dir, class_names)
+    names, names_source = request.class_map(output_dir)
     keras.utils.set_random_seed(seed)
     backbone = load_backbone(backbone_path)
     if isinstance(backbone, SavedModelBackbone):
@@ -479,18 +491,8 @@ def finetune(
             "Fine-tuning needs a trainable backbone: pass the `backbone.keras` file "
             "of the pretraining run, not the exported SavedModel folder."
         )
-    data = _load_splits(
-        dataset,
-        backbone,
-        data_dir,
-        (train_subset, test_subset),
-        resize_method,
-        names,
-        names_source,
-        (test_fraction, seed),
-    )
+    data = request.load(backbone, names_source)
     x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
-    num_classes = data.num_classes
     os.makedirs(output_dir, exist_ok=True)
     indices = stratified_subset(y_train, label_fraction, seed)
     with open(os.path.join(output_dir, "subset_indices.json"), "w") as f:
@@ -500,7 +502,7 @@ def finetune(
 
     inputs = keras.Input(shape=_input_shape(backbone))
     features = GradientScale(backbone_lr_scale)(backbone(inputs))
-    outputs = keras.layers.Dense(num_classes, name="classifier")(features)
+    outputs = keras.layers.Dense(data.num_classes, name="classifier")(features)
     classifier = keras.Model(inputs, outputs)
     steps = epochs * max(1, len(x_train) // batch_size)
     classifier.compile(

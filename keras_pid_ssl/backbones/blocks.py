@@ -1,5 +1,6 @@
 """Building blocks shared by the backbones: convolution, batch norm, checks, config."""
 
+import keras
 from keras import layers
 
 from keras_pid_ssl.utils.serialization import stored_arguments
@@ -43,9 +44,19 @@ def check_input_shape(input_shape):
     return input_shape
 
 
-def backbone_config(model, cls):
-    """`get_config` of a functional backbone `cls`: its constructor arguments
-    (`input_shape` kept as `image_shape`, `Model.input_shape` being Keras's)
-    and `trainable`."""
-    arguments = stored_arguments(model, cls, attributes={"input_shape": "image_shape"})
-    return {**arguments, "trainable": model.trainable}
+class FunctionalBackbone(keras.Model):
+    """Base of the functional backbones, saved as their constructor arguments.
+
+    A subclass builds its graph in `__init__` and keeps each argument as the
+    attribute of the same name (`input_shape` as `image_shape`, since
+    `Model.input_shape` is Keras's); `get_config` reads them back with
+    `trainable`, and `from_config` calls the constructor again.
+    """
+
+    def get_config(self):
+        arguments = stored_arguments(self, type(self), attributes={"input_shape": "image_shape"})
+        return {**arguments, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from keras_pid_ssl.backbones.blocks import backbone_config
+from keras_pid_ssl.backbones.blocks import FunctionalBackbone
 from keras_pid_ssl.backbones.blocks import batch_norm
 from keras_pid_ssl.backbones.blocks import check_input_shape
 from keras_pid_ssl.backbones.blocks import conv
@@ -37,7 +37,7 @@ def _block(x, filters, strides, kind, bn_momentum, synchronized, name):
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
-class ResNet(keras.Model):
+class ResNet(FunctionalBackbone):
     """A ResNet feature extractor returning the globally pooled features.
 
     The `"imagenet"` variant is the standard network (7x7 stride-2 stem and a
@@ -106,13 +106,6 @@ class ResNet(keras.Model):
         self.width = width
         self.bn_momentum = bn_momentum
         self.synchronized_bn = synchronized_bn
-
-    def get_config(self):
-        return backbone_config(self, ResNet)
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def ResNet18(input_shape=(32, 32, 3), variant="cifar", **kwargs):

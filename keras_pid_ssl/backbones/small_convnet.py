@@ -3,13 +3,13 @@
 import keras
 from keras import layers
 
-from keras_pid_ssl.backbones.blocks import backbone_config
+from keras_pid_ssl.backbones.blocks import FunctionalBackbone
 from keras_pid_ssl.backbones.blocks import check_input_shape
 from keras_pid_ssl.backbones.blocks import conv_bn_relu
 
 
 @keras.saving.register_keras_serializable(package="keras_pid_ssl")
-class SmallConvNet(keras.Model):
+class SmallConvNet(FunctionalBackbone):
     """Conv-BN-ReLU blocks (the first at stride 1, the others at stride 2),
     then global average pooling.
 
@@ -52,10 +52,3 @@ class SmallConvNet(keras.Model):
         self.widths = widths
         self.bn_momentum = bn_momentum
         self.synchronized_bn = synchronized_bn
-
-    def get_config(self):
-        return backbone_config(self, SmallConvNet)
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -4,6 +4,7 @@ import keras
 
 from keras_pid_ssl.augment.base import AugmentationLayer
 from keras_pid_ssl.augment.base import check_value_range
+from keras_pid_ssl.utils.serialization import stored_arguments
 from keras_pid_ssl.utils.validation import check_in_range
 from keras_pid_ssl.utils.validation import check_non_negative
 
@@ -66,17 +67,10 @@ class ColorJitter(AugmentationLayer):
         **kwargs,
     ):
         super().__init__(seed=seed, **kwargs)
-        for name, strength in (
-            ("brightness", brightness),
-            ("contrast", contrast),
-            ("saturation", saturation),
-        ):
-            check_non_negative(name, strength)
-        check_in_range("hue", hue, 0, 0.5)
-        self.brightness = float(brightness)
-        self.contrast = float(contrast)
-        self.saturation = float(saturation)
-        self.hue = float(hue)
+        self.brightness = check_non_negative("brightness", brightness)
+        self.contrast = check_non_negative("contrast", contrast)
+        self.saturation = check_non_negative("saturation", saturation)
+        self.hue = check_in_range("hue", hue, 0, 0.5)
         self.random_order = bool(random_order)
         self.value_range = check_value_range(value_range)
 
@@ -221,13 +215,4 @@ class ColorJitter(AugmentationLayer):
         return images * (high - low) + low
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            brightness=self.brightness,
-            contrast=self.contrast,
-            saturation=self.saturation,
-            hue=self.hue,
-            random_order=self.random_order,
-            value_range=self.value_range,
-        )
-        return config
+        return {**super().get_config(), **stored_arguments(self, ColorJitter)}

@@ -3,6 +3,7 @@
 import keras
 from keras import layers
 
+from keras_pid_ssl.utils.serialization import stored_arguments
 from keras_pid_ssl.utils.validation import check_int
 
 
@@ -96,13 +97,4 @@ class Projector(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self.output_dim,)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            hidden_dims=self.hidden_dims,
-            output_dim=self.output_dim,
-            use_batch_norm=self.use_batch_norm,
-            output_use_bias=self.output_use_bias,
-            bn_momentum=self.bn_momentum,
-            synchronized_bn=self.synchronized_bn,
-        )
-        return config
+        return {**super().get_config(), **stored_arguments(self, Projector)}

@@ -6,6 +6,7 @@ from keras import ops
 from keras_pid_ssl.losses.base import SSLLoss
 from keras_pid_ssl.utils.batch_stats import off_diagonal_mask
 from keras_pid_ssl.utils.batch_stats import standardize
+from keras_pid_ssl.utils.serialization import stored_arguments
 from keras_pid_ssl.utils.validation import check_non_negative
 from keras_pid_ssl.utils.validation import check_positive
 
@@ -53,15 +54,11 @@ class BarlowTwinsLoss(SSLLoss):
         epsilon=1e-5,
         **kwargs,
     ):
-        check_non_negative("lambda_offdiag", lambda_offdiag)
-        check_non_negative("invariance_weight", invariance_weight)
-        check_positive("scale", scale)
-        check_positive("epsilon", epsilon)
         super().__init__(**kwargs)
-        self.lambda_offdiag = float(lambda_offdiag)
-        self.invariance_weight = float(invariance_weight)
-        self.scale = float(scale)
-        self.epsilon = float(epsilon)
+        self.lambda_offdiag = check_non_negative("lambda_offdiag", lambda_offdiag)
+        self.invariance_weight = check_non_negative("invariance_weight", invariance_weight)
+        self.scale = check_positive("scale", scale)
+        self.epsilon = check_positive("epsilon", epsilon)
 
     @property
     def term_names(self):
@@ -85,11 +82,4 @@ class BarlowTwinsLoss(SSLLoss):
         }
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            lambda_offdiag=self.lambda_offdiag,
-            invariance_weight=self.invariance_weight,
-            scale=self.scale,
-            epsilon=self.epsilon,
-        )
-        return config
+        return {**super().get_config(), **stored_arguments(self, BarlowTwinsLoss)}

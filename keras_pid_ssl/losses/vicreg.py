@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_pid_ssl.losses.base import SSLLoss
 from keras_pid_ssl.utils.batch_stats import off_diagonal_mask
+from keras_pid_ssl.utils.serialization import stored_arguments
 from keras_pid_ssl.utils.validation import check_non_negative
 from keras_pid_ssl.utils.validation import check_positive
 
@@ -55,17 +56,12 @@ class VICRegLoss(SSLLoss):
         gamma=1.0,
         **kwargs,
     ):
-        check_non_negative("invariance_weight", invariance_weight)
-        check_non_negative("variance_weight", variance_weight)
-        check_non_negative("covariance_weight", covariance_weight)
-        check_positive("epsilon", epsilon)
-        check_positive("gamma", gamma)
         super().__init__(**kwargs)
-        self.invariance_weight = float(invariance_weight)
-        self.variance_weight = float(variance_weight)
-        self.covariance_weight = float(covariance_weight)
-        self.epsilon = float(epsilon)
-        self.gamma = float(gamma)
+        self.invariance_weight = check_non_negative("invariance_weight", invariance_weight)
+        self.variance_weight = check_non_negative("variance_weight", variance_weight)
+        self.covariance_weight = check_non_negative("covariance_weight", covariance_weight)
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.gamma = check_positive("gamma", gamma)
 
     @property
     def term_names(self):
@@ -96,12 +92,4 @@ class VICRegLoss(SSLLoss):
         return weighted
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            invariance_weight=self.invariance_weight,
-            variance_weight=self.variance_weight,
-            covariance_weight=self.covariance_weight,
-            epsilon=self.epsilon,
-            gamma=self.gamma,
-        )
-        return config
+        return {**super().get_config(), **stored_arguments(self, VICRegLoss)}

@@ -5,6 +5,7 @@ import numbers
 import keras
 from keras import ops
 
+from keras_pid_ssl.utils.serialization import stored_arguments
 from keras_pid_ssl.utils.validation import check_momentum
 from keras_pid_ssl.utils.validation import check_non_negative
 from keras_pid_ssl.utils.validation import check_positive
@@ -140,12 +141,6 @@ class LARS(keras.optimizers.Optimizer):
         self.assign_sub(variable, learning_rate * momentum)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            eta=self.eta,
-            exclude_bias_and_norm=self.exclude_bias_and_norm,
-            bias_and_norm_learning_rate_scale=self.bias_and_norm_learning_rate_scale,
-        )
-        return config
+        # The base class's config holds the (serialised) learning rate and the name.
+        arguments = stored_arguments(self, LARS, skip=("learning_rate", "name"))
+        return {**super().get_config(), **arguments}

@@ -12,15 +12,19 @@ def _is_number(value):
 
 
 def check_non_negative(name, value):
+    """Checks a finite number >= 0; returns it as a float."""
     if not _is_number(value) or value < 0:
         raise ValueError(
             f"`{name}` must be a finite non-negative number. Received: {name}={value!r}"
         )
+    return float(value)
 
 
 def check_positive(name, value):
+    """Checks a finite number > 0; returns it as a float."""
     if not _is_number(value) or value <= 0:
         raise ValueError(f"`{name}` must be a finite positive number. Received: {name}={value!r}")
+    return float(value)
 
 
 def check_momentum(name, value):
@@ -133,11 +137,12 @@ def static_shape(x):
 
 
 def check_in_range(name, value, low, high):
-    """Checks a finite number in the closed interval `[low, high]`."""
+    """Checks a finite number in the closed interval `[low, high]`; returns it as a float."""
     if not _is_number(value) or not low <= value <= high:
         raise ValueError(
             f"`{name}` must be a number in [{low}, {high}]. Received: {name}={value!r}"
         )
+    return float(value)
 
 
 def _is_int(value):

@@ -70,10 +70,13 @@ def pad_images(images, image_size):
     Returns:
         The padded uint8 array.
 
-    Example:
+    Example (a 2x2 image padded to 4x4, one zero row and column on each side):
 
-    >>> pad_images(np.zeros((2, 28, 28, 1), "uint8"), 32).shape
-    (2, 32, 32, 1)
+    >>> pad_images(np.ones((1, 2, 2, 1), "uint8"), 4)[0, :, :, 0]
+    array([[0, 0, 0, 0],
+           [0, 1, 1, 0],
+           [0, 1, 1, 0],
+           [0, 0, 0, 0]], dtype=uint8)
     """
     images = check_uint8_images(images)
     extra_h, extra_w = check_pad_size(images.shape[1:3], image_size)

@@ -182,3 +182,16 @@ def test_bf16_mixed_precision_fit_gives_finite_float32_losses():
         assert np.all(np.isfinite(history[name])), name
     z = model(v1)
     assert keras.backend.standardize_dtype(model.ssl_loss(z, z, z).dtype) == "float32"
+    # The loss and the PID estimator compute in float32 from the bf16
+    # embeddings: the same value as on those embeddings cast to float32 (a
+    # bf16 computation is off by ~1e-2), and its terms are float32 too.
+    z1, z2, zt = (model(v) for v in (v1, v2, t))
+    assert keras.backend.standardize_dtype(z1.dtype) == "bfloat16"
+    z32 = [keras.ops.cast(x, "float32") for x in (z1, z2, zt)]
+    for estimator in ("diagonal", "full"):
+        loss = kps.losses.PIDLoss(w_red=0.1, w_joint=0.1, estimator=estimator)
+        value, value32 = loss(z1, z2, zt), loss(*z32)
+        assert keras.backend.standardize_dtype(value.dtype) == "float32"
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(value), keras.ops.convert_to_numpy(value32), rtol=1e-6
+        )

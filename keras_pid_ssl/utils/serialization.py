@@ -24,7 +24,5 @@ def stored_arguments(obj, cls, skip=(), attributes=None):
     return {
         name: getattr(obj, attributes.get(name, name))
         for name, parameter in inspect.signature(cls.__init__).parameters.items()
-        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD
-        and name != "self"
-        and name not in skip
+        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and name != "self" and name not in skip
     }

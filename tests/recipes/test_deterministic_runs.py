@@ -1,13 +1,15 @@
 """`--seed` repeats a run exactly; a killed-then-resumed run ends where an uninterrupted one does.
 
 Each run is its own Python process, as a user's runs are: nothing (random
-generators, `tf.data` state, op determinism) carries over between them.
+generators, `tf.data` state, op determinism) carries over between them. The runs
+that do not wait for one another go two at a time (the processes are independent).
 """
 
 import csv
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -36,8 +38,9 @@ class Kill(keras.callbacks.Callback):
 
 kps.training.pretrain(
     output_dir, dataset="fashion_mnist", data_dir=data_dir, method="pid",
-    backbone="small_convnet", epochs=3, batch_size=16, optimizer="lars", warmup_epochs=1,
-    projector_dims=(16, 8), pid_warmup_epochs=1, pid_transition_epochs=1, seed=seed,
+    backbone="small_convnet", backbone_options={"widths": [4, 8]}, epochs=3, batch_size=16,
+    optimizer="lars", warmup_epochs=1, projector_dims=(16, 8), pid_warmup_epochs=1,
+    pid_transition_epochs=1, seed=seed,
     train_subset=80, probe_subset=32, knn_every=0, monitor_size=0, export=False,
     verbose=0, augmentation=augmentation, extra_callbacks=[Kill()],
 )
@@ -57,6 +60,12 @@ def _run(output_dir, data_dir, seed, kill_epoch=-1, augmentation="host"):
     return result
 
 
+def _run_in_pairs(*runs):
+    """`_run(*arguments)` for each tuple of `runs`, two processes at a time, in order."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda arguments: _run(*arguments), runs))
+
+
 def _losses(output_dir):
     with open(os.path.join(output_dir, "history.csv")) as f:
         rows = list(csv.DictReader(f))
@@ -74,8 +83,14 @@ def test_same_seed_same_run_and_resume_matches_uninterrupted(
     augmentation, tiny_fashion_mnist, tmp_path
 ):
     first, second, killed, other_seed = (tmp_path / n for n in ("a", "b", "killed", "seed1"))
-    for output_dir, seed in ((first, 0), (second, 0), (other_seed, 1)):
-        result = _run(output_dir, tiny_fashion_mnist, seed, augmentation=augmentation)
+    # The three complete runs and the killed one (killed in the middle of epoch 1).
+    *results, killed_result = _run_in_pairs(
+        (first, tiny_fashion_mnist, 0, -1, augmentation),
+        (second, tiny_fashion_mnist, 0, -1, augmentation),
+        (other_seed, tiny_fashion_mnist, 1, -1, augmentation),
+        (killed, tiny_fashion_mnist, 0, 1, augmentation),
+    )
+    for result in results:
         assert result.returncode == 0, result.stderr[-3000:]
 
     epochs, losses = _losses(first)
@@ -88,8 +103,7 @@ def test_same_seed_same_run_and_resume_matches_uninterrupted(
     assert _losses(other_seed)[1] != losses
 
     # Killed in the middle of epoch 1, then the same command again.
-    result = _run(killed, tiny_fashion_mnist, 0, kill_epoch=1, augmentation=augmentation)
-    assert result.returncode == 3, result.stderr[-3000:]
+    assert killed_result.returncode == 3, killed_result.stderr[-3000:]
     assert _losses(killed) == ([0], losses[:1])
     result = _run(killed, tiny_fashion_mnist, 0, augmentation=augmentation)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_pid_ssl import training
 from keras_pid_ssl.config import DATASETS
+from keras_pid_ssl.data.load import open_npz
 
 
 def pretrain(
@@ -107,16 +108,7 @@ def _resolve_data(data):
 def _npz_images(path):
     """The training images of an `.npz` file: its `x_train` (keras.datasets'
     layout) or `images` array; labels and test splits are not used."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"Cannot read {path} as an .npz file: {error}") from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(
-            f"{path} holds a single array, not an .npz archive: save the images with "
-            "np.savez(path, images=...)."
-        )
-    with archive:
+    with open_npz(path, "np.savez(path, images=...)") as archive:
         key = next((k for k in ("x_train", "images") if k in archive.files), None)
         if key is None:
             raise ValueError(

@@ -298,6 +298,21 @@ def stratified_split(labels, test_fraction=TEST_FRACTION, seed=0):
     return train, test
 
 
+def open_npz(path, how_to_save):
+    """The `.npz` archive at `path`, opened without pickle; a `ValueError` that
+    names the problem (and `how_to_save` one) for anything else."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read {path} as an .npz file: {error}") from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{path} holds a single array, not an .npz archive of named arrays: save one with "
+            f"{how_to_save}."
+        )
+    return archive
+
+
 def read_npz(path):
     """The labelled splits of an `.npz` file: `{"train": (x, y), "test": (x, y)}`, or
     `{"all": (x, y)}` for a file of `images` and `labels`.
@@ -308,16 +323,11 @@ def read_npz(path):
     the keys found.
     """
     path = os.fspath(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"Cannot read {path} as an .npz file: {error}") from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(
-            f"{path} holds a single array, not an .npz archive of named arrays: save one with "
-            f"np.savez(path, {'=..., '.join(NPZ_SPLIT_KEYS)}=...) or "
-            f"np.savez(path, {'=..., '.join(NPZ_SINGLE_KEYS)}=...)."
-        )
+    archive = open_npz(
+        path,
+        f"np.savez(path, {'=..., '.join(NPZ_SPLIT_KEYS)}=...) or "
+        f"np.savez(path, {'=..., '.join(NPZ_SINGLE_KEYS)}=...)",
+    )
     with archive:
         keys = sorted(archive.files)
         layouts = {"split": NPZ_SPLIT_KEYS, "single": NPZ_SINGLE_KEYS}

@@ -26,6 +26,7 @@ SETTINGS = dict(
     dataset="fashion_mnist",
     method="pid",
     backbone="small_convnet",
+    backbone_options={"widths": [4, 8]},
     epochs=3,
     batch_size=16,
     optimizer="adamw",

@@ -47,6 +47,7 @@ from keras_pid_ssl.config import RESUME_FREE_FIELDS
 from keras_pid_ssl.config import PretrainConfig
 from keras_pid_ssl.config import tensorflow_installed
 from keras_pid_ssl.data.image_batches import ImageBatches
+from keras_pid_ssl.utils.determinism import make_deterministic
 from keras_pid_ssl.utils.validation import check_choice
 
 try:
@@ -352,29 +353,6 @@ def probe_history_from_rows(rows, metric_names):
         if all(isinstance(v, float) and math.isfinite(v) for v in values.values()):
             history.append(dict(epoch=int(row["epoch"]) + 1, **values))
     return history
-
-
-def make_deterministic():
-    """Makes training ops deterministic, as far as each backend allows.
-
-    TensorFlow: `tf.config.experimental.enable_op_determinism()` (every op
-    deterministic or an error; also covers the `tf.data` pipeline on every
-    backend). PyTorch: `torch.use_deterministic_algorithms(True,
-    warn_only=True)`. JAX: XLA is deterministic on CPU; on GPU set
-    `XLA_FLAGS=--xla_gpu_deterministic_ops=true` before starting Python.
-    The setting is process-wide. With a fixed seed, `pretrain` on the
-    TensorFlow backend on a CPU then repeats its loss history exactly (tested).
-    Without TensorFlow installed (no `tf.data` either) only the backend's
-    setting applies.
-    """
-    if tensorflow_installed():
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-    if keras.backend.backend() == "torch":
-        import torch
-
-        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def pretrain(output_dir, config=None, *, images=None, encoder=None, extra_callbacks=(), **options):

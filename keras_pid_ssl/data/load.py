@@ -15,6 +15,7 @@ from keras_pid_ssl.data import image_folder as image_folder_lib
 from keras_pid_ssl.data import tfds_datasets
 from keras_pid_ssl.data.images import check_uint8_images
 from keras_pid_ssl.data.images import prepare_images
+from keras_pid_ssl.utils.determinism import map_parallel_calls
 from keras_pid_ssl.utils.validation import check_choice
 from keras_pid_ssl.utils.validation import check_image_size
 from keras_pid_ssl.utils.validation import check_int
@@ -68,7 +69,7 @@ def _prepare_dataset(dataset, image_size, channels, method):
             )
         return image, label
 
-    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(prepare, num_parallel_calls=map_parallel_calls())
 
 
 def load(

@@ -21,6 +21,7 @@ from keras_pid_ssl.augment.views import build_view
 from keras_pid_ssl.augment.views import check_tf_data_safe
 from keras_pid_ssl.data import keyed_random
 from keras_pid_ssl.data.images import check_uint8_images
+from keras_pid_ssl.utils.determinism import map_parallel_calls
 from keras_pid_ssl.utils.optional import import_tensorflow
 from keras_pid_ssl.utils.validation import check_image_size
 from keras_pid_ssl.utils.validation import check_int
@@ -116,7 +117,7 @@ def _batches(images, labels, batch_size, shuffle, drop_remainder, seed, shuffle_
             return tf.gather(images_tensor, index), key
         return (tf.gather(images_tensor, index), tf.gather(labels_tensor, index)), key
 
-    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(gather, num_parallel_calls=map_parallel_calls())
 
 
 def _to_float(images):
@@ -173,7 +174,8 @@ def ssl_dataset(
     own random augmentation and the two views of an image are augmented
     independently. The images are reshuffled every epoch, augmented on the CPU
     in parallel
-    (`num_parallel_calls=AUTOTUNE`) and prefetched. `drop_remainder=True`
+    (`num_parallel_calls=AUTOTUNE`; sequentially after
+    `kps.training.make_deterministic`) and prefetched. `drop_remainder=True`
     keeps every batch full: the losses use batch statistics.
 
     With `views="images"` the batches hold the images alone, `{"images":
@@ -280,7 +282,7 @@ def ssl_dataset(
     dataset = _batches(
         images, indices, batch_size, shuffle, drop_remainder, seed, shuffle_buffer, epoch
     )
-    dataset = dataset.map(make_views, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(make_views, num_parallel_calls=map_parallel_calls())
     return _with_epoch(dataset.prefetch(tf.data.AUTOTUNE), epoch)
 
 
@@ -409,5 +411,5 @@ def labeled_dataset(
 
     epoch = keyed_random.epoch_variable()
     dataset = _batches(images, labels, batch_size, shuffle, drop_remainder, seed, None, epoch)
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(prepare, num_parallel_calls=map_parallel_calls())
     return _with_epoch(dataset.prefetch(tf.data.AUTOTUNE), epoch)

@@ -209,16 +209,23 @@ def build_parser(command=None):
     return parser, commands
 
 
-def _pretrain_flags(parser):
-    from keras_pid_ssl.config import PretrainConfig
-
+def _data_flag(parser, help_text):
     parser.add_argument(
         "--data",
         "--dataset",
         dest="data",
         required=True,
         metavar="NAME|FOLDER|FILE.npz",
-        help="The images: a dataset name (cifar10, cifar100, stl10, fashion_mnist), a folder "
+        help=help_text,
+    )
+
+
+def _pretrain_flags(parser):
+    from keras_pid_ssl.config import PretrainConfig
+
+    _data_flag(
+        parser,
+        "The images: a dataset name (cifar10, cifar100, stl10, fashion_mnist), a folder "
         "of images (folder/<image> or folder/<class>/<image>; classes are ignored) or an .npz "
         "file (its x_train or images array; labels are ignored).",
     )
@@ -337,13 +344,9 @@ def _add_flags(parser, function, flags):
 
 def _evaluation_flags(parser, function, backbone_help, output_help, flags):
     parser.add_argument("--backbone_path", required=True, help=backbone_help)
-    parser.add_argument(
-        "--data",
-        "--dataset",
-        dest="data",
-        required=True,
-        metavar="NAME|FOLDER|FILE.npz",
-        help="The labelled data: a dataset name (cifar10, cifar100, stl10, fashion_mnist; "
+    _data_flag(
+        parser,
+        "The labelled data: a dataset name (cifar10, cifar100, stl10, fashion_mnist; "
         "--data_dir holds its files), a labelled image folder (folder/<class>/<images>, or "
         "folder/train/<class>/... and folder/test/<class>/...), or an .npz file holding "
         "x_train, y_train, x_test, y_test (the keras.datasets convention) or images, labels. "

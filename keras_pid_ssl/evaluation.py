@@ -292,16 +292,8 @@ def linear_eval(
 
     check_positive("regularization", regularization)
     check_int("max_iter", max_iter, 1)
-    request = _DataRequest(
-        dataset,
-        data_dir,
-        train_subset,
-        test_subset,
-        resize_method,
-        class_names,
-        test_fraction,
-        seed,
-    )
+    subsets, split = (train_subset, test_subset), (test_fraction, seed)
+    request = _DataRequest(dataset, data_dir, *subsets, resize_method, class_names, *split)
     request.check()
     start = time.time()
     folder = results_folder(output_dir, backbone_path)
@@ -471,16 +463,8 @@ def finetune(
     check_non_negative("weight_decay", weight_decay)
     check_int("seed", seed, 0)
     _check_label_fraction(label_fraction)
-    request = _DataRequest(
-        dataset,
-        data_dir,
-        train_subset,
-        test_subset,
-        resize_method,
-        class_names,
-        test_fraction,
-        seed,
-    )
+    subsets, split = (train_subset, test_subset), (test_fraction, seed)
+    request = _DataRequest(dataset, data_dir, *subsets, resize_method, class_names, *split)
     request.check()
     start = time.time()
     names, names_source = request.class_map(output_dir)

@@ -48,7 +48,8 @@ class Kill(keras.callbacks.Callback):
 
 try:
     summary = kps.pretrain(
-        "fashion_mnist", backbone="small_convnet", output_dir=output_dir, data_dir=data_dir,
+        "fashion_mnist", backbone="small_convnet", backbone_options={"widths": [4, 8]},
+        output_dir=output_dir, data_dir=data_dir,
         epochs=2, batch_size=16, optimizer="adamw", projector_dims=(16, 8), probe_subset=48,
         knn_every=1, monitor_size=32, monitor_projection_dim=4, verbose=0,
         extra_callbacks=[Kill()],

@@ -264,6 +264,7 @@ def test_pretrain_with_the_pseudo_label_target_clusters_once_per_schedule(
         data_dir=tiny_fashion_mnist,
         method="pid",
         backbone="small_convnet",
+        backbone_options={"widths": [4, 8]},
         epochs=2,
         batch_size=16,
         optimizer="adamw",

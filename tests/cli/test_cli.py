@@ -473,6 +473,7 @@ def test_pretrain_then_linear_eval_from_the_command_line(labelled_folder, tmp_pa
     run = tmp_path / "O"
     pretrain = ["pretrain", f"--data={tmp_path / 'unlabelled'}", "--backbone=small_convnet"]
     flags = ["--epochs=1", "--batch_size=32", f"--output_dir={run}", "--export=false"]
+    flags.append('--backbone_options={"widths": [4, 8]}')
     assert cli.main([*pretrain, *flags]) == 0
     printed = capsys.readouterr().out
     assert "Pretraining done: 1 epoch(s) on 64 images" in printed

@@ -55,7 +55,7 @@ def _finetune(backbone_path, data_dir, output_dir, **kwargs):
         "image_folder",
         str(output_dir),
         data_dir=data_dir,
-        epochs=40,
+        epochs=10,
         batch_size=6,
         lr=0.5,
         verbose=0,
@@ -162,7 +162,7 @@ def test_resize_method_reaches_a_backbone_smaller_than_the_images(
 def test_recipe_flags_resize_method_and_class_names(recipe, backbone_path, tmp_path):
     data = _folder(tmp_path / "data", train="abc", test="ac")
     given = kps.data.image_folder.write_class_names(tmp_path / "map.json", ["a", "b", "c"])
-    extra = ["--epochs=40", "--batch_size=6", "--lr=0.5"] if recipe == "finetune" else []
+    extra = ["--epochs=10", "--batch_size=6", "--lr=0.5"] if recipe == "finetune" else []
     result = subprocess.run(
         [
             sys.executable,

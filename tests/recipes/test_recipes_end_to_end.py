@@ -37,6 +37,7 @@ def _pretrain(output_dir, data_dir, **kwargs):
         data_dir=data_dir,
         method="pid",
         backbone="small_convnet",
+        backbone_options={"widths": [4, 8]},
         epochs=3,
         batch_size=16,
         optimizer="lars",

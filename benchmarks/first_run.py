@@ -5,11 +5,13 @@ training images and scores the backbone with a logistic regression fitted on
 the first 1,000 training labels. Its settings are chosen here, never on the
 test split: the classifier is scored on training images 50,000-59,999, which
 pretraining never sees, next to the same two floors (raw pixels, the same
-network with random weights). Prints one JSON line per setting.
+network with random weights). Prints one JSON line per setting. The
+search that chose the command's epochs and learning rate is in
+`results/first_run_validation_2026-12-02.md`.
 
 Usage:
     python benchmarks/first_run.py --out /tmp/first_run \
-        --setting '{"epochs": 5}' --setting '{"epochs": 10, "lr": 0.002}'
+        --setting '{}' --setting '{"epochs": 10, "lr": 0.004}'
 """
 
 import argparse
@@ -28,9 +30,10 @@ from keras_pid_ssl import evaluation  # noqa: E402
 # The README's first command, as keyword arguments of `kps.pretrain`.
 FIRST_RUN = dict(
     backbone="small_convnet",
-    epochs=5,
+    epochs=15,
     batch_size=256,
     optimizer="adamw",
+    lr=0.008,
     projector_dims=(512, 512),
     train_subset=10000,
     probe_subset=2000,

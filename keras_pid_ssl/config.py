@@ -348,6 +348,20 @@ class PretrainConfig:
         self._validate_method_options()
 
     def _validate_method_options(self):
+        self._check_json_options()
+        loss_parameters = _parameters(self.loss_class())
+        unknown = sorted(set(self.loss_options) - set(loss_parameters))
+        if unknown:
+            raise ValueError(
+                f"`loss_options` {unknown} are not arguments of {self.loss_class().__name__} "
+                f"(method={self.method!r}). Its arguments: {sorted(loss_parameters)}."
+            )
+        if self.method != "pid":
+            self._refuse_pid_settings()
+        else:
+            self._check_pid_settings(loss_parameters)
+
+    def _check_json_options(self):
         for name in ("loss_options", "base_options", "backbone_options"):
             try:
                 json.dumps(getattr(self, name))
@@ -357,31 +371,26 @@ class PretrainConfig:
                     f"run's configuration can be stored and compared on resume ({error}). Name "
                     "a base loss by string (base='vicreg') and set it with `base_options`."
                 ) from None
-        loss_parameters = _parameters(self.loss_class())
-        unknown = sorted(set(self.loss_options) - set(loss_parameters))
-        if unknown:
+
+    def _refuse_pid_settings(self):
+        pid_only = {
+            "base_options": self.base_options,
+            "pid_target": self.pid_target != "clean",
+            "target_momentum": self.target_momentum,
+            "pid_warmup_epochs": self.pid_warmup_epochs,
+            "pid_transition_epochs": self.pid_transition_epochs,
+            "num_clusters": self.num_clusters,
+            "recluster_every": self.recluster_every,
+        }
+        given = [name for name, value in pid_only.items() if value not in (None, {}, False)]
+        if given:
+            received = ", ".join(f"{name}={getattr(self, name)!r}" for name in given)
             raise ValueError(
-                f"`loss_options` {unknown} are not arguments of {self.loss_class().__name__} "
-                f"(method={self.method!r}). Its arguments: {sorted(loss_parameters)}."
+                f"{given} are PID settings; method={self.method!r} has no PID target. "
+                f"Leave them unset, or use method='pid'. Received: {received}"
             )
-        if self.method != "pid":
-            pid_only = {
-                "base_options": self.base_options,
-                "pid_target": self.pid_target != "clean",
-                "target_momentum": self.target_momentum,
-                "pid_warmup_epochs": self.pid_warmup_epochs,
-                "pid_transition_epochs": self.pid_transition_epochs,
-                "num_clusters": self.num_clusters,
-                "recluster_every": self.recluster_every,
-            }
-            given = [name for name, value in pid_only.items() if value not in (None, {}, False)]
-            if given:
-                received = ", ".join(f"{name}={getattr(self, name)!r}" for name in given)
-                raise ValueError(
-                    f"{given} are PID settings; method={self.method!r} has no PID target. "
-                    f"Leave them unset, or use method='pid'. Received: {received}"
-                )
-            return
+
+    def _check_pid_settings(self, loss_parameters):
         base = self.loss_options.get("base", loss_parameters.get("base"))
         base_parameters = _parameters(self.loss_class_of(base)) if base in METHODS else {}
         unknown = sorted(set(self.base_options) - set(base_parameters))

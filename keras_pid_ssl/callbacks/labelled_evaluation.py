@@ -82,17 +82,9 @@ def resolve_encoder(model, encoder, caller):
 
 
 def encode(encoder, images, batch_size):
-    """float32 NumPy outputs of `encoder` on `images`, in inference mode.
-
-    Batch by batch with `predict_on_batch`: `predict` on arrays runs a
-    parallel tf.data map on TensorFlow, which TensorFlow's op determinism
-    rewrites, logging an `E0000 ... use_unbounded_threadpool` line.
-    """
-    outputs = [
-        keras.ops.convert_to_numpy(encoder.predict_on_batch(images[i : i + batch_size]))
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(outputs).astype(np.float32)
+    """float32 NumPy features of `images`, in inference mode."""
+    features = encoder.predict(images, batch_size=batch_size, verbose=0)
+    return np.asarray(keras.ops.convert_to_numpy(features), np.float32)
 
 
 def is_evaluation_epoch(epoch, every, params):

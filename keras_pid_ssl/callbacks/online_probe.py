@@ -4,7 +4,6 @@ import keras
 import numpy as np
 
 from keras_pid_ssl.callbacks.labelled_evaluation import LabelledEvaluation
-from keras_pid_ssl.callbacks.labelled_evaluation import encode
 from keras_pid_ssl.heads.linear_classifier import LinearClassifier
 from keras_pid_ssl.utils.validation import check_int
 
@@ -91,7 +90,6 @@ class OnlineLinearProbe(LabelledEvaluation):
         )
         self.use_batch_norm = use_batch_norm
         self.probe = None
-        self._probe_epochs_run = 0
 
     def _build_probe(self, feature_dim):
         probe = keras.Sequential(
@@ -113,15 +111,16 @@ class OnlineLinearProbe(LabelledEvaluation):
         """Trains the probe on features (warm start) and returns its metrics."""
         if self.probe is None:
             self.probe = self._build_probe(train_features.shape[1])
-        # Batches drawn here (seeded by the probe epochs so far), trained with
-        # train_on_batch: not Keras's `fit` on arrays (see `encode`).
-        for _ in range(self.probe_epochs):
-            order = np.random.default_rng(self._probe_epochs_run).permutation(len(train_features))
-            self._probe_epochs_run += 1
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                self.probe.train_on_batch(train_features[batch], self.train_labels[batch])
-        return self.accuracy_metrics(encode(self.probe, test_features, self.batch_size))
+        self.probe.fit(
+            train_features,
+            self.train_labels,
+            batch_size=self.batch_size,
+            epochs=self.probe_epochs,
+            shuffle=True,
+            verbose=0,
+        )
+        logits = self.probe.predict(test_features, batch_size=self.batch_size, verbose=0)
+        return self.accuracy_metrics(np.asarray(keras.ops.convert_to_numpy(logits)))
 
     def evaluate(self):
         """Embeds both subsets with the current backbone, trains and scores the probe."""

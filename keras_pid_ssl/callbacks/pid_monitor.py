@@ -7,7 +7,6 @@ import os
 import keras
 import numpy as np
 
-from keras_pid_ssl.callbacks.labelled_evaluation import encode
 from keras_pid_ssl.information.gaussian_pid import ATOM_NAMES
 from keras_pid_ssl.information.gaussian_pid import gaussian_pid
 from keras_pid_ssl.plots import plot_pid_monitor
@@ -91,7 +90,10 @@ class PIDMonitor(keras.callbacks.Callback):
     def compute_atoms(self):
         """The monitor's atoms (floats, nats) for the current backbone."""
         encoder = self.model.encoder
-        features = [self._project(encode(encoder, np.asarray(v), 256)) for v in self.views]
+        features = [
+            self._project(np.asarray(encoder.predict(v, batch_size=256, verbose=0), "float32"))
+            for v in self.views
+        ]
         atoms = gaussian_pid(*features, estimator="full", ridge=self.ridge)
         return {name: float(atoms[name]) for name in ATOM_NAMES}
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from keras_pid_ssl import training
 from keras_pid_ssl.config import DATASETS
-from keras_pid_ssl.data.load import open_npz
+from keras_pid_ssl.data.load import read_npz_images
 
 
 def pretrain(
@@ -89,7 +89,7 @@ def _resolve_data(data):
         if os.path.isdir(data):
             return None, {"dataset": "image_folder", "data_dir": os.fspath(data)}
         if os.path.isfile(data) and os.fspath(data).endswith(".npz"):
-            return _npz_images(os.fspath(data)), {"dataset": "array"}
+            return read_npz_images(os.fspath(data)), {"dataset": "array"}
         raise FileNotFoundError(
             f"`data`={os.fspath(data)!r} is neither a dataset name "
             f"({', '.join(d for d in DATASETS if d not in ('image_folder', 'array'))}), an "
@@ -103,20 +103,6 @@ def _resolve_data(data):
         "`data` must be a dataset name, a folder of images, a uint8 NumPy array of images or "
         f"a tf.data.Dataset of images. Received: {type(data).__name__}"
     )
-
-
-def _npz_images(path):
-    """The training images of an `.npz` file: its `x_train` (keras.datasets'
-    layout) or `images` array; labels and test splits are not used."""
-    with open_npz(path, "np.savez(path, images=...)") as archive:
-        key = next((k for k in ("x_train", "images") if k in archive.files), None)
-        if key is None:
-            raise ValueError(
-                f"{path} holds the arrays {sorted(archive.files)}; pretraining reads its "
-                "images from an array named 'x_train' or 'images'."
-            )
-        images = archive[key]
-    return images[..., None] if images.ndim == 3 else images
 
 
 def _is_tf_dataset(data):

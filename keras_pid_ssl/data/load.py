@@ -314,6 +314,21 @@ def open_npz(path, how_to_save):
     return archive
 
 
+def read_npz_images(path):
+    """The training images of an `.npz` file, for pretraining: its `x_train`
+    (keras.datasets' layout) or `images` array, with a channel axis added where
+    missing; labels and test splits are not used."""
+    with open_npz(path, "np.savez(path, images=...)") as archive:
+        key = next((k for k in ("x_train", "images") if k in archive.files), None)
+        if key is None:
+            raise ValueError(
+                f"{path} holds the arrays {sorted(archive.files)}; pretraining reads its "
+                "images from an array named 'x_train' or 'images'."
+            )
+        images = archive[key]
+    return images[..., None] if images.ndim == 3 else images
+
+
 def read_npz(path):
     """The labelled splits of an `.npz` file: `{"train": (x, y), "test": (x, y)}`, or
     `{"all": (x, y)}` for a file of `images` and `labels`.

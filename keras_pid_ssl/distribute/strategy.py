@@ -46,13 +46,44 @@ def _check_unused(name, **arguments):
 
 
 class StrategyScope:
-    """A distribution set-up, used as a context manager around model
-    creation, `compile` and `fit`.
+    """Sets up data-parallel training on one or many devices and hosts.
 
-    Create it with `strategy_scope(name, ...)`, which documents the names and
-    arguments. Entering it enters `strategy.scope()` of the `tf.distribute`
-    strategy (TensorFlow) or makes the `keras.distribution.DataParallel`
-    distribution current (JAX); leaving it restores what was there before.
+    Create it as `strategy_scope(name, ...)` (the same class) and use it as a
+    context manager around model creation, `compile` and `fit`. Entering it
+    enters `strategy.scope()` of the `tf.distribute` strategy (TensorFlow) or
+    makes the `keras.distribution.DataParallel` distribution current (JAX);
+    leaving it restores what was there before.
+
+    With every strategy, SSL losses compute their statistics over the global
+    batch and their gradients equal those of one device on the global batch
+    (see `gather_replicas`). Build, compile and `fit` the model inside the
+    `with` block; batch the dataset at the global batch size
+    (`scope.global_batch_size(per_replica_batch_size)`).
+
+    Names:
+        `"none"`: the default device (every backend).
+        `"mirrored"`: `tf.distribute.MirroredStrategy` over `devices` (default:
+            all GPUs of this host, else the CPU).
+        `"multiworker"`: `tf.distribute.MultiWorkerMirroredStrategy`; the
+            cluster comes from the `TF_CONFIG` environment variable.
+        `"tpu"`: `tf.distribute.TPUStrategy` on the TPU named by `tpu`.
+        `"jax_data_parallel"`: `keras.distribution.DataParallel` over
+            `devices` (default: all devices of all hosts); with
+            `coordinator_address`, `num_processes` and `process_id` (or the
+            environment variables `KERAS_DISTRIBUTION_JOB_ADDRESSES`,
+            `KERAS_DISTRIBUTION_NUM_PROCESSES`, `KERAS_DISTRIBUTION_PROCESS_ID`)
+            first joins a multi-host cluster (`jax.distributed.initialize`).
+
+    Args:
+        name: one of the names above.
+        devices: device names, e.g. `["/gpu:0", "/gpu:1"]` (TF) or
+            `["gpu:0", "gpu:1"]` (JAX); `"mirrored"` and
+            `"jax_data_parallel"` only.
+        coordinator_address: `"host:port"` of process 0 (JAX, several hosts).
+        num_processes: number of processes (JAX, several hosts).
+        process_id: this process's index in `[0, num_processes)`.
+        tpu: for `"tpu"`: the TPU's name or `grpc://` address, `"local"`
+            on a Cloud TPU VM, or None to read it from the environment.
 
     Attributes:
         name: the strategy name.
@@ -62,12 +93,32 @@ class StrategyScope:
         synchronized_batch_norm: pass it as `synchronized_bn` to the
             backbones and the projector.
 
+    Raises:
+        ValueError: if the name is unknown or needs another backend, or an
+            argument does not apply to it.
+
     Example:
 
     >>> scope = strategy_scope("none")
     >>> with scope:
     ...     scope.num_replicas, scope.global_batch_size(per_replica_batch_size=64)
     (1, 64)
+
+    On several GPUs (TensorFlow):
+
+    ```python
+    import keras_pid_ssl as kps
+    with kps.distribute.strategy_scope("mirrored") as scope:
+        batch_size = scope.global_batch_size(per_replica_batch_size=128)
+        lr = scope.scale_learning_rate(0.2, per_replica_batch_size=128)
+        encoder = kps.backbones.ResNet18(
+            input_shape=(32, 32, 3), synchronized_bn=scope.synchronized_batch_norm
+        )
+        projector = kps.heads.Projector(synchronized_bn=scope.synchronized_batch_norm)
+        model = kps.PIDModel(encoder, projector, loss=kps.losses.PIDLoss())
+        model.compile(optimizer=keras.optimizers.SGD(lr))
+        model.fit(dataset.batch(batch_size, drop_remainder=True), epochs=10)
+    ```
     """
 
     def __init__(
@@ -307,75 +358,6 @@ def _jax_data_parallel(devices, coordinator_address, num_processes, process_id):
     return keras.distribution.DataParallel(devices=devices)
 
 
-def strategy_scope(
-    name="none",
-    devices=None,
-    coordinator_address=None,
-    num_processes=None,
-    process_id=None,
-    tpu=None,
-):
-    """Sets up data-parallel training on one or many devices and hosts.
-
-    With every strategy, SSL losses compute their statistics over the global
-    batch and their gradients equal those of one device on the global batch
-    (see `gather_replicas`). Build, compile and `fit` the model inside the
-    `with` block; batch the dataset at the global batch size
-    (`scope.global_batch_size(per_replica_batch_size)`).
-
-    Names:
-        `"none"`: the default device (every backend).
-        `"mirrored"`: `tf.distribute.MirroredStrategy` over `devices` (default:
-            all GPUs of this host, else the CPU).
-        `"multiworker"`: `tf.distribute.MultiWorkerMirroredStrategy`; the
-            cluster comes from the `TF_CONFIG` environment variable.
-        `"tpu"`: `tf.distribute.TPUStrategy` on the TPU named by `tpu`.
-        `"jax_data_parallel"`: `keras.distribution.DataParallel` over
-            `devices` (default: all devices of all hosts); with
-            `coordinator_address`, `num_processes` and `process_id` (or the
-            environment variables `KERAS_DISTRIBUTION_JOB_ADDRESSES`,
-            `KERAS_DISTRIBUTION_NUM_PROCESSES`, `KERAS_DISTRIBUTION_PROCESS_ID`)
-            first joins a multi-host cluster (`jax.distributed.initialize`).
-
-    Args:
-        name: one of the names above.
-        devices: device names, e.g. `["/gpu:0", "/gpu:1"]` (TF) or
-            `["gpu:0", "gpu:1"]` (JAX); `"mirrored"` and
-            `"jax_data_parallel"` only.
-        coordinator_address: `"host:port"` of process 0 (JAX, several hosts).
-        num_processes: number of processes (JAX, several hosts).
-        process_id: this process's index in `[0, num_processes)`.
-        tpu: for `"tpu"`: the TPU's name or `grpc://` address, `"local"`
-            on a Cloud TPU VM, or None to read it from the environment.
-
-    Returns:
-        A `StrategyScope`, to use as a context manager.
-
-    Raises:
-        ValueError: if the name is unknown or needs another backend, or an
-            argument does not apply to it.
-
-    Example:
-
-    ```python
-    import keras_pid_ssl as kps
-    with kps.distribute.strategy_scope("mirrored") as scope:
-        batch_size = scope.global_batch_size(per_replica_batch_size=128)
-        lr = scope.scale_learning_rate(0.2, per_replica_batch_size=128)
-        encoder = kps.backbones.ResNet18(
-            input_shape=(32, 32, 3), synchronized_bn=scope.synchronized_batch_norm
-        )
-        projector = kps.heads.Projector(synchronized_bn=scope.synchronized_batch_norm)
-        model = kps.PIDModel(encoder, projector, loss=kps.losses.PIDLoss())
-        model.compile(optimizer=keras.optimizers.SGD(lr))
-        model.fit(dataset.batch(batch_size, drop_remainder=True), epochs=10)
-    ```
-    """
-    return StrategyScope(
-        name,
-        devices=devices,
-        coordinator_address=coordinator_address,
-        num_processes=num_processes,
-        process_id=process_id,
-        tpu=tpu,
-    )
+# The documented entry point: `strategy_scope("mirrored")` constructs a
+# `StrategyScope`, with the same arguments, positional or by keyword.
+strategy_scope = StrategyScope

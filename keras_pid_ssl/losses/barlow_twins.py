@@ -55,10 +55,10 @@ class BarlowTwinsLoss(SSLLoss):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.lambda_offdiag = check_non_negative("lambda_offdiag", lambda_offdiag)
-        self.invariance_weight = check_non_negative("invariance_weight", invariance_weight)
-        self.scale = check_positive("scale", scale)
-        self.epsilon = check_positive("epsilon", epsilon)
+        self._set_checked(
+            check_non_negative, lambda_offdiag=lambda_offdiag, invariance_weight=invariance_weight
+        )
+        self._set_checked(check_positive, scale=scale, epsilon=epsilon)
 
     @property
     def term_names(self):

@@ -39,6 +39,12 @@ class SSLLoss(keras.layers.Layer):
     def call(self, z1, z2):
         return self.terms(z1, z2)["loss"]
 
+    def _set_checked(self, check, **arguments):
+        """Keeps each constructor argument as the attribute of its name, as
+        `check(name, value)` returns it (e.g. `check_positive`, a float)."""
+        for name, value in arguments.items():
+            setattr(self, name, check(name, value))
+
     def _prepare(self, *embeddings):
         check_embeddings(type(self).__name__, *embeddings)
         # Statistics over the global batch under tf.distribute (all replicas'

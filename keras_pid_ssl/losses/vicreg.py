@@ -57,11 +57,13 @@ class VICRegLoss(SSLLoss):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.invariance_weight = check_non_negative("invariance_weight", invariance_weight)
-        self.variance_weight = check_non_negative("variance_weight", variance_weight)
-        self.covariance_weight = check_non_negative("covariance_weight", covariance_weight)
-        self.epsilon = check_positive("epsilon", epsilon)
-        self.gamma = check_positive("gamma", gamma)
+        self._set_checked(
+            check_non_negative,
+            invariance_weight=invariance_weight,
+            variance_weight=variance_weight,
+            covariance_weight=covariance_weight,
+        )
+        self._set_checked(check_positive, epsilon=epsilon, gamma=gamma)
 
     @property
     def term_names(self):

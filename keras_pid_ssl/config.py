@@ -137,30 +137,18 @@ class PretrainConfig:
     )
     target_view: str | None = _field("clean", "PID: target view, clean or weak.")
     pid_target: str | None = _field("clean", "PID target: clean, ema or pseudo_label.")
-    target_momentum: float | None = _field(
-        None, "PID: EMA momentum (default 0.99 for ema, else 0)."
-    )
-    num_clusters: int | None = _field(
-        None, "PID pseudo_label: k-means clusters (default: classes or 100)."
-    )
-    recluster_every: int | None = _field(
-        None, "PID pseudo_label: epochs between refreshes (default 10%)."
-    )
+    target_momentum: float | None = _field(None, "PID: EMA momentum (default 0.99 if ema, else 0).")
+    num_clusters: int | None = _field(None, "PID pseudo_label: k-means k (default classes or 100).")
+    recluster_every: int | None = _field(None, "PID pseudo_label: refresh period in epochs (10%).")
     # Schedule
     epochs: int = _field(100, "Training epochs.")
     batch_size: int = _field(256, "Global batch size (split over replicas).")
     optimizer: str | None = _field("lars", "Optimizer: lars, sgd or adamw.")
     lr: float | None = _field(None, "Base learning rate per 256 images (default per optimizer).")
     weight_decay: float | None = _field(None, "Weight decay (default per optimizer).")
-    warmup_epochs: int | None = _field(
-        None, "Learning-rate warm-up epochs (default 10% of epochs, <= 10)."
-    )
-    pid_warmup_epochs: int | None = _field(
-        None, "PID protocol: warm-up epochs (default 10% of epochs)."
-    )
-    pid_transition_epochs: int | None = _field(
-        None, "PID protocol: transition epochs (default 10%)."
-    )
+    warmup_epochs: int | None = _field(None, "LR warm-up epochs (default 10% of epochs, <= 10).")
+    pid_warmup_epochs: int | None = _field(None, "PID: warm-up epochs (default 10%).")
+    pid_transition_epochs: int | None = _field(None, "PID: transition epochs (default 10%).")
     # Runtime
     mixed_precision: str | None = _field(None, "Mixed precision: mixed_float16 or mixed_bfloat16.")
     strategy: str | None = _field(

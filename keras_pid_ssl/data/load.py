@@ -314,6 +314,16 @@ def open_npz(path, how_to_save):
     return archive
 
 
+def _npz_arrays(archive, path, keys):
+    """`{key: array}` of an open archive; object arrays (pickle) are refused by name."""
+    try:
+        return {key: archive[key] for key in keys}
+    except ValueError as error:  # object arrays need pickle, which is refused
+        raise ValueError(
+            f"{path} holds an array that needs pickle ({error}); save numeric arrays."
+        ) from error
+
+
 def read_npz_images(path):
     """The training images of an `.npz` file, for pretraining: its `x_train`
     (keras.datasets' layout) or `images` array, with a channel axis added where
@@ -325,7 +335,7 @@ def read_npz_images(path):
                 f"{path} holds the arrays {sorted(archive.files)}; pretraining reads its "
                 "images from an array named 'x_train' or 'images'."
             )
-        images = archive[key]
+        images = _npz_arrays(archive, path, [key])[key]
     return images[..., None] if images.ndim == 3 else images
 
 
@@ -355,12 +365,7 @@ def read_npz(path):
                 f"{list(NPZ_SINGLE_KEYS)} (a test split is then carved from them). Rename "
                 "the arrays, or drop the others."
             )
-        try:
-            arrays = {key: archive[key] for key in keys}
-        except ValueError as error:  # object arrays need pickle, which is refused
-            raise ValueError(
-                f"{path} holds an array that needs pickle ({error}); save numeric arrays."
-            ) from error
+        arrays = _npz_arrays(archive, path, keys)
     pairs = (
         {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
         if layout == "split"

@@ -16,6 +16,7 @@ from PIL import Image
 from keras_pid_ssl.data.load import labelled_source
 from keras_pid_ssl.data.load import load_labelled
 from keras_pid_ssl.data.load import read_npz
+from keras_pid_ssl.data.load import read_npz_images
 from keras_pid_ssl.data.load import stratified_split
 
 
@@ -142,6 +143,9 @@ def test_an_npy_file_or_pickled_arrays_are_refused(tmp_path):
     np.savez(tmp_path / "objects.npz", images=np.array([None, 1], dtype=object), labels=[0, 1])
     with pytest.raises(ValueError, match="needs pickle"):
         read_npz(str(tmp_path / "objects.npz"))
+    # Pretraining's reader gives the same error.
+    with pytest.raises(ValueError, match="objects.npz holds an array that needs pickle"):
+        read_npz_images(str(tmp_path / "objects.npz"))
 
 
 def _class_folder(root, counts):

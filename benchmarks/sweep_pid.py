@@ -85,6 +85,8 @@ def run_sweep(args, methods, levers, lrs, path_md, path_selection, started):
     for seed in range(args.seeds):
         for method in methods:
             for lr in lrs:
+                if not quality.in_shard(args, seed * len(lrs) + lrs.index(lr)):
+                    continue
                 for lever in levers[method]:
                     config = quality.entry(method, lever, lr, tag=f"{method}:{lever}:lr{lr:g}")
                     result = quality.run_config(config, seed, args, data, "validation")
@@ -179,7 +181,8 @@ def main(argv=None):
         levers = {m: [n for n in getattr(args, f"levers_{m}").split(",") if n] for m in methods}
     base = quality.base_lr(args)
     lrs = [float(x) for x in args.lrs.split(",")] if args.lrs else [base, 2 * base]
-    return run_sweep(args, methods, levers, lrs, args.output, args.selection, time.time())
+    output, selection = (quality.shard_path(args, p) for p in (args.output, args.selection))
+    return run_sweep(args, methods, levers, lrs, output, selection, time.time())
 
 
 if __name__ == "__main__":

@@ -342,3 +342,37 @@ def test_code_state_is_taken_once_per_process_from_the_imported_package(quality)
     assert state["package_source"] == common.package_source_hash(
         os.path.dirname(keras_pid_ssl.__file__)
     )
+
+
+# Splitting the work over processes (--shard) ---------------------------------------
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_shards_partition_the_work(quality, parts):
+    args = types.SimpleNamespace(shard=None)
+    assert all(quality.in_shard(args, i) for i in range(7))
+    owners = []
+    for i in range(7):
+        mine = []
+        for part in range(parts):
+            args.shard = quality.parse_shard(f"{part}/{parts}")
+            if quality.in_shard(args, i):
+                mine.append(part)
+        owners.append(mine)
+    # Every item in exactly one part, interleaved: item i in part i mod N.
+    assert owners == [[i % parts] for i in range(7)]
+
+
+@pytest.mark.parametrize("text", ["2/2", "-1/2", "1", "a/b", "0/0"])
+def test_a_bad_shard_is_refused(quality, text):
+    with pytest.raises(quality.argparse.ArgumentTypeError, match="0 <= I < N"):
+        quality.parse_shard(text)
+
+
+def test_a_shard_reports_under_the_runs_dir_and_a_whole_run_where_asked(quality, tmp_path):
+    args = types.SimpleNamespace(shard=None, runs_dir=str(tmp_path))
+    assert quality.shard_path(args, "results/tuning.json") == "results/tuning.json"
+    args.shard = (1, 2)
+    assert quality.shard_path(args, "results/tuning.json") == os.path.join(
+        str(tmp_path), "shards", "tuning_part1of2.json"
+    )

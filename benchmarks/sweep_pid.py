@@ -11,7 +11,7 @@ final benchmark. Defaults:
                   the PID terms pull about T times as hard as the base loss)
     barlow_twins  lambda_offdiag 2.5e-3, 5e-3 (default), 1e-2
     vicreg        invariance weight (lambda) 10, 25 (default), 50
-    learning rate the optimizer's default base LR and twice it
+    learning rate the base LR (--lr; 0.004 for AdamW) and twice it
 
 Each candidate is pretrained and evaluated on validation only (never on the
 test split) with the protocol of `quality_fashion_mnist.py`; the selected

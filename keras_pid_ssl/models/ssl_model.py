@@ -300,7 +300,8 @@ class SSLModel(keras.Model):
                 "at least 2 images per batch. Pass more images."
             )
         if count % batch_size == 1:
-            suggestion = next(b for b in range(batch_size - 1, 1, -1) if count % b != 1)
+            # The largest smaller batch size that works, else one batch of all.
+            suggestion = next((b for b in range(batch_size - 1, 1, -1) if count % b != 1), count)
             raise ValueError(
                 f"{name}.fit: {count} images with batch_size={batch_size} leave a last batch "
                 f"of 1 image ({count} = {count // batch_size} x {batch_size} + 1), which "

@@ -134,6 +134,10 @@ def test_fit_trains_on_two_images():
         pytest.param(4, 3, 2, id="mutmut_106"),
         # Step -2 skips 3 (StopIteration); `%` -> `/` suggests 4.
         pytest.param(21, 5, 3, id="mutmut_108_109"),
+        # No smaller batch size avoids a batch of one: one batch of all (this
+        # raised a bare StopIteration before).
+        pytest.param(3, 2, 3, id="no_smaller_size_3"),
+        pytest.param(13, 4, 13, id="no_smaller_size_13"),
     ],
 )
 def test_last_batch_of_one_refusal_message(n, batch_size, suggestion):
@@ -143,7 +147,7 @@ def test_last_batch_of_one_refusal_message(n, batch_size, suggestion):
     kwargs = {} if batch_size is None else {"batch_size": batch_size}
     size = 32 if batch_size is None else batch_size
     assert n % size == 1 and n % suggestion != 1
-    assert all(n % b == 1 for b in range(suggestion + 1, size))
+    assert all(n % b == 1 for b in range(min(suggestion + 1, size), size))
     assert _refusal(_views(n), **kwargs) == (
         f"SSLModel.fit: {n} images with batch_size={size} leave a last batch of 1 image "
         f"({n} = {n // size} x {size} + 1), which batch statistics cannot use. Pass a "
@@ -247,3 +251,19 @@ def test_values_within_the_range_tolerance_train(input_range, low, high):
     `fit` accepts values up to 1e-3 of the range's width outside it, edges
     included."""
     _trains(_model(input_range=input_range), _views(8, low=low, high=high), batch_size=8)
+
+
+def test_without_an_input_range_a_dataset_of_tuples_is_refused_by_the_size_check():
+    """Kills _check_batch_sizes__mutmut_20, 21 (the dataset-of-non-dicts refusal,
+    reached when `input_range=None` skips `_check_first_batch`)."""
+    tf = pytest.importorskip("tensorflow")
+    view1, view2 = make_views(n=8)
+    dataset = tf.data.Dataset.from_tensor_slices((view1, view2)).batch(4)
+    model = _model(input_range=None)
+    with pytest.raises(ValueError) as info:
+        model.fit(dataset, epochs=1, verbose=0)
+    assert str(info.value) == (
+        "SSLModel.fit expects a dataset of dicts of views with keys "
+        f"{list(model.view_keys)}; this one yields {dataset.element_spec}. Build it with "
+        "kps.data.ssl_dataset, or map its elements to such dicts."
+    )

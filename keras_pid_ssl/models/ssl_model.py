@@ -1,5 +1,6 @@
 """`SSLModel`: an encoder and a projector trained by a two-view SSL loss."""
 
+import inspect
 import json
 import math
 
@@ -255,8 +256,11 @@ class SSLModel(keras.Model):
                 '{"view1": views1, "view2": views2}.'
             )
         self._check_first_batch(x)
-        self._check_batch_sizes(x, kwargs)
-        return super().fit(x, *args, **kwargs)
+        # Keras's arguments after `y` (batch_size, epochs, ...) may come by
+        # position: name them, so the size check sees a positional batch_size.
+        named = inspect.signature(keras.Model.fit).bind(self, x, None, *args, **kwargs)
+        self._check_batch_sizes(x, named.arguments)
+        return super().fit(x, None, *args, **kwargs)
 
     def _check_batch_sizes(self, x, kwargs):
         # Batch statistics need >= 2 images per batch. A last batch of one

@@ -63,18 +63,11 @@ def test_fit_refuses_a_tuple_of_views_with_the_full_message():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="SSLModel.fit passes `*args` on without `y`, so Keras takes the positional "
-    "batch_size as y (ssl_model.py, fit's `super().fit(x, *args, **kwargs)`)",
-)
 def test_fit_passes_positional_arguments_on_to_keras():
     """Kills fit__mutmut_21 (`*args` dropped): `fit(x, None, 8, 2)` should train 2
-    epochs of 16 / 8 = 2 batches, as `fit(x, batch_size=8, epochs=2)` does. Today
-    Keras receives y=8 and refuses it (the expected ValueError); with `*args`
-    dropped one epoch of one batch trains, which fails the assertions. Once `fit`
-    passes `None` for `y`, this xfail turns into a strict XPASS: drop the marker."""
+    epochs of 16 / 8 = 2 batches, as `fit(x, batch_size=8, epochs=2)` does (before
+    the fix Keras received y=8 and refused it); with `*args` dropped one epoch of
+    one batch trains, which fails the assertions."""
     model = _model()
     model.compile(optimizer="sgd")
     batches = []
@@ -232,3 +225,15 @@ def test_stateless_call_with_augment_embeds_the_views_in_training_mode():
         expected = _by_hand(model, views[key], training=True)
         np.testing.assert_allclose(_numpy(outputs[key]), expected, rtol=1e-5, atol=1e-6)
         assert not np.allclose(expected, _by_hand(model, views[key], training=False), atol=1e-3)
+
+
+def test_a_positional_batch_size_is_the_one_the_size_check_uses():
+    """`fit(x, None, 3)` with 7 images leaves a last batch of one: refused, naming
+    batch_size=3 (the check read only keyword arguments before); 33 images at a
+    positional batch_size of 5 train, though 33 % 32 (Keras's default) is 1."""
+    with pytest.raises(ValueError, match=r"7 images with batch_size=3 leave a last batch"):
+        _model().fit(view_batch(*make_views(n=7)), None, 3, verbose=0)
+    model = _model()
+    model.compile(optimizer="sgd")
+    history = model.fit(view_batch(*make_views(n=33)), None, 5, 1, verbose=0).history
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])

@@ -121,10 +121,10 @@ for line in sys.stdin:
     count[module][status] += 1
     if status != "killed":
         survivors[module].append(f"{status}: {name}")
-print(f"{\"module\":45s} killed / total")
+print("%-45s killed / total" % "module")
 for module in sorted(count):
     c = count[module]
-    print(f"{module:45s} {c[\"killed\"]:4d} / {sum(c.values()):4d}")
+    print("%-45s %4d / %4d" % (module, c["killed"], sum(c.values())))
 for module in sorted(survivors):
     for line in survivors[module]:
         print("   ", line)

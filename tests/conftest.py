@@ -74,6 +74,35 @@ def tiny_projector():
     return kps.heads.Projector(hidden_dims=(16,), output_dim=8)
 
 
+def uint8_images(n=16, size=16, channels=3, seed=0):
+    """Seeded random uint8 images `(n, size, size, channels)`."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(n, size, size, channels), dtype=np.uint8)
+
+
+def augmenting_model(augment, size=16, channels=3):
+    """A tiny Barlow Twins `SSLModel` that draws its views with `augment`."""
+    import keras_pid_ssl as kps
+
+    return kps.SSLModel(
+        tiny_encoder(size, channels),
+        tiny_projector(),
+        loss=kps.losses.BarlowTwinsLoss(),
+        augment=augment,
+    )
+
+
+@pytest.fixture
+def float64_floatx():
+    """`keras.config.floatx()` is float64 inside the test."""
+    previous = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous)
+
+
 def write_idx(path, array):
     """Writes `array` (uint8) in the idx format of (Fashion-)MNIST, gzipped."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -21,16 +21,6 @@ def _normal(*shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
 
 
-@pytest.fixture
-def float64_floatx():
-    previous = keras.config.floatx()
-    keras.config.set_floatx("float64")
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(previous)
-
-
 def test_diagonal_pid_loss_passes_its_delta_to_the_estimator():
     """Kills PIDLoss.pid_terms calling per_dimension_pid without `delta`
     (the default 1e-4 would give I1 = 4.26 nats instead of 0.83). T = Z1, so

@@ -14,24 +14,12 @@ import numpy as np
 import pytest
 
 import keras_pid_ssl as kps
+from conftest import augmenting_model
 from conftest import tiny_encoder
 from conftest import tiny_projector
+from conftest import uint8_images
 
 JIT = keras.backend.backend() in ("tensorflow", "jax")
-
-
-def _uint8_images(n=16, size=16, channels=3, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(n, size, size, channels), dtype=np.uint8)
-
-
-def _ssl_model(augment, size=16, channels=3):
-    return kps.SSLModel(
-        tiny_encoder(size, channels),
-        tiny_projector(),
-        loss=kps.losses.BarlowTwinsLoss(),
-        augment=augment,
-    )
 
 
 def _pid_model(augment, size=16, channels=3, **kwargs):
@@ -80,8 +68,8 @@ def _area_fractions(views, size):
 
 
 def test_views_differ_per_image_and_per_view_and_repeat_for_a_seed():
-    images = np.broadcast_to(_uint8_images(n=1), (8, 16, 16, 3)).copy()  # one image, 8 times
-    model = _ssl_model(kps.augment.preset("cifar", image_size=16, target=None, seed=3))
+    images = np.broadcast_to(uint8_images(n=1), (8, 16, 16, 3)).copy()  # one image, 8 times
+    model = augmenting_model(kps.augment.preset("cifar", image_size=16, target=None, seed=3))
     views = _numpy_views(model, images)
     assert set(views) == {"view1", "view2"}
     for key in ("view1", "view2"):
@@ -92,17 +80,17 @@ def test_views_differ_per_image_and_per_view_and_repeat_for_a_seed():
     assert all(not np.allclose(views["view1"][i], views["view2"][i]) for i in range(8))
 
     # The same seed and step give the same views; the next step new ones.
-    again = _ssl_model(kps.augment.preset("cifar", image_size=16, target=None, seed=3))
+    again = augmenting_model(kps.augment.preset("cifar", image_size=16, target=None, seed=3))
     np.testing.assert_allclose(_numpy_views(again, images)["view1"], views["view1"], atol=1e-6)
     next_step = _numpy_views(again, images)["view1"]
     assert not np.allclose(next_step, views["view1"])
-    other_seed = _ssl_model(kps.augment.preset("cifar", image_size=16, target=None, seed=4))
+    other_seed = augmenting_model(kps.augment.preset("cifar", image_size=16, target=None, seed=4))
     assert not np.allclose(_numpy_views(other_seed, images)["view1"], views["view1"])
 
 
 def test_a_step_draws_the_same_views_whatever_was_drawn_before():
-    images = _uint8_images(n=4)
-    model = _ssl_model(kps.augment.preset("cifar", image_size=16, target=None, seed=5))
+    images = uint8_images(n=4)
+    model = augmenting_model(kps.augment.preset("cifar", image_size=16, target=None, seed=5))
     first = _numpy_views(model, images)  # training step 0
     for _ in range(3):
         _numpy_views(model, images, training=False)  # advance the generators unkeyed
@@ -118,8 +106,8 @@ def test_a_step_draws_the_same_views_whatever_was_drawn_before():
 
 
 def test_uint8_images_become_floats_in_the_unit_interval():
-    images = _uint8_images(n=4)
-    model = _ssl_model(kps.augment.Views(keras.layers.Identity(), keras.layers.Identity()))
+    images = uint8_images(n=4)
+    model = augmenting_model(kps.augment.Views(keras.layers.Identity(), keras.layers.Identity()))
     views = _numpy_views(model, images)
     np.testing.assert_allclose(views["view1"], images / 255.0, atol=1e-6)
 
@@ -127,7 +115,9 @@ def test_uint8_images_become_floats_in_the_unit_interval():
 def test_crop_area_lies_in_the_scale_range_and_matches_the_host_draws():
     size, n, scale = 32, 256, (0.08, 1.0)
     images = _coordinate_images(n, size)
-    device_views = _numpy_views(_ssl_model(_crop_only(scale, size, seed=11), size=size), images)
+    device_views = _numpy_views(
+        augmenting_model(_crop_only(scale, size, seed=11), size=size), images
+    )
     areas = _area_fractions(np.concatenate(list(device_views.values())), size)
     # Rounding the box to whole pixels moves an area by at most ~2/size.
     assert areas.min() > scale[0] - 0.03 and areas.max() <= 1.0 + 1e-6
@@ -143,7 +133,7 @@ def test_crop_area_lies_in_the_scale_range_and_matches_the_host_draws():
     assert abs(areas.mean() - host_areas.mean()) < 0.05
     assert abs(np.median(areas) - np.median(host_areas)) < 0.07
     # Narrow scale range: the areas follow it.
-    narrow = _numpy_views(_ssl_model(_crop_only((0.5, 0.6), size, seed=2), size=size), images)
+    narrow = _numpy_views(augmenting_model(_crop_only((0.5, 0.6), size, seed=2), size=size), images)
     narrow_areas = _area_fractions(narrow["view1"], size)
     assert narrow_areas.min() > 0.45 and narrow_areas.max() < 0.66
 
@@ -160,7 +150,9 @@ def test_jitter_factors_follow_the_preset_and_match_the_host_draws():
     level = value / 255.0
     recipe = kps.augment.RECIPES["cifar"]
     low, high = 1 - recipe["jitter"]["brightness"], 1 + recipe["jitter"]["brightness"]
-    model = _ssl_model(kps.augment.preset("cifar", image_size=size, target=None, seed=7), size)
+    model = augmenting_model(
+        kps.augment.preset("cifar", image_size=size, target=None, seed=7), size
+    )
     device = _brightness_factors(_numpy_views(model, images)["view1"], level)
     host_dataset = kps.data.ssl_dataset(
         images,
@@ -183,7 +175,7 @@ def test_jitter_factors_follow_the_preset_and_match_the_host_draws():
 
 
 def test_pid_target_view_is_the_preset_target_pipeline():
-    images = _uint8_images(n=6, size=12)
+    images = uint8_images(n=6, size=12)
     clean = _numpy_views(_pid_model("cifar", size=16), images)["target"]
     expected = kps.augment.target_pipeline("clean", image_size=16)(images / np.float32(255.0))
     np.testing.assert_allclose(clean, keras.ops.convert_to_numpy(expected), atol=1e-5)
@@ -191,7 +183,7 @@ def test_pid_target_view_is_the_preset_target_pipeline():
     np.testing.assert_allclose(same_size, images / 255.0, atol=1e-6)
 
     weak_views = kps.augment.preset("cifar", image_size=12, target="weak", seed=2)
-    images = _uint8_images(n=64, size=12)
+    images = uint8_images(n=64, size=12)
     weak = _numpy_views(_pid_model(weak_views, size=12), images)["target"]
     floats = images / 255.0
     flipped = np.all(np.isclose(weak, floats[:, :, ::-1], atol=1e-6), axis=(1, 2, 3))
@@ -206,16 +198,16 @@ def test_pseudo_label_model_draws_two_views_and_keeps_the_labels():
     assert model.augment.target is None
     assert model.view_keys == ("images", "label")
     model.compile(optimizer="adam", jit_compile=JIT)
-    batch = {"images": _uint8_images(n=16), "label": np.arange(16, dtype="int32") % 3}
+    batch = {"images": uint8_images(n=16), "label": np.arange(16, dtype="int32") % 3}
     history = model.fit(batch, batch_size=8, epochs=1, shuffle=False, verbose=0).history
     assert np.isfinite(history["loss"][0])
 
 
 @pytest.mark.parametrize("kind", ["ssl", "pid"])
 def test_two_step_fit_runs_compiled_and_counts_its_steps(kind):
-    model = _ssl_model("cifar") if kind == "ssl" else _pid_model("cifar", target_momentum=0.5)
+    model = augmenting_model("cifar") if kind == "ssl" else _pid_model("cifar", target_momentum=0.5)
     model.compile(optimizer="adam", jit_compile=JIT)
-    dataset = kps.data.ssl_dataset(_uint8_images(n=16), views="images", batch_size=8, seed=0)
+    dataset = kps.data.ssl_dataset(uint8_images(n=16), views="images", batch_size=8, seed=0)
     batch = next(iter(dataset))
     assert set(batch) == {"images"} and batch["images"].dtype.name == "uint8"
     history = model.fit(dataset, epochs=1, verbose=0).history
@@ -226,7 +218,7 @@ def test_two_step_fit_runs_compiled_and_counts_its_steps(kind):
 def test_images_dataset_carries_pseudo_labels():
     import tensorflow as tf
 
-    images = _uint8_images(n=12)
+    images = uint8_images(n=12)
     labels = tf.Variable(np.arange(12, dtype="int32") * 7)
     dataset = kps.data.ssl_dataset(
         images, views="images", batch_size=4, shuffle=False, pseudo_labels=labels
@@ -237,7 +229,7 @@ def test_images_dataset_carries_pseudo_labels():
 
 
 def test_resumed_fit_draws_the_views_of_an_uninterrupted_one(tmp_path):
-    images = _uint8_images(n=16, size=16)
+    images = uint8_images(n=16, size=16)
 
     def run(epochs, backup_dir, seed=9):
         keras.utils.set_random_seed(0)
@@ -268,7 +260,7 @@ def test_resumed_fit_draws_the_views_of_an_uninterrupted_one(tmp_path):
 
 def test_inference_is_not_augmented():
     images = np.random.default_rng(0).uniform(size=(4, 16, 16, 3)).astype("float32")
-    model = _ssl_model("cifar")
+    model = augmenting_model("cifar")
     expected = model.projector(model.encoder(images, training=False), training=False)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(model(images, training=False)),
@@ -289,33 +281,33 @@ def test_config_round_trips_a_preset_name_and_a_layer(tmp_path):
     assert clone.augment.view1.name == "grayscale_view1" and clone.augment.target is not None
 
     layer = kps.augment.RandomResizedCrop(16, scale=(0.3, 0.9), seed=4)
-    model = _ssl_model(layer)
+    model = augmenting_model(layer)
     clone = kps.SSLModel.from_config(model.get_config())
     crop = clone.augment.view1
     assert isinstance(crop, kps.augment.RandomResizedCrop) and crop.scale == (0.3, 0.9)
     # One layer for both views stays one layer: the views still differ.
     assert clone.augment.view1 is clone.augment.view2
-    views = _numpy_views(clone, _uint8_images(n=4))
+    views = _numpy_views(clone, uint8_images(n=4))
     assert not np.allclose(views["view1"], views["view2"])
 
-    plain = _ssl_model(None)
+    plain = augmenting_model(None)
     assert plain.get_config()["augment"] is None and plain.augment is None
     path = os.path.join(tmp_path, "model.keras")
-    _ssl_model("cifar").save(path)
+    augmenting_model("cifar").save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.get_config()["augment"] == "cifar"
 
 
 def test_refuses_an_unknown_preset_and_a_non_layer():
     with pytest.raises(ValueError, match="Unknown augmentation preset 'cifar100'"):
-        _ssl_model("cifar100")
+        augmenting_model("cifar100")
     with pytest.raises(ValueError, match="`augment` must be a preset name"):
-        _ssl_model(3)
+        augmenting_model(3)
 
 
 def test_fit_refuses_float_images_outside_the_unit_interval():
-    model = _ssl_model("cifar")
+    model = augmenting_model("cifar")
     model.compile(optimizer="adam")
-    images = _uint8_images(n=8).astype("float32")
+    images = uint8_images(n=8).astype("float32")
     with pytest.raises(ValueError, match="divide by 255"):
         model.fit({"images": images}, batch_size=4, epochs=1, verbose=0)

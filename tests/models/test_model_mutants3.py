@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import keras_pid_ssl as kps
+from conftest import augmenting_model
 from conftest import tiny_encoder
 from conftest import tiny_projector
+from conftest import uint8_images
 from keras_pid_ssl.augment.views import key_seed_states
 
 ssl_model_module = importlib.import_module("keras_pid_ssl.models.ssl_model")
@@ -24,20 +26,6 @@ ssl_model_module = importlib.import_module("keras_pid_ssl.models.ssl_model")
 
 def _numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
-
-
-def _uint8_images(n=4, size=8, channels=1, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(n, size, size, channels), dtype=np.uint8)
-
-
-def _ssl_model(augment, size=8, channels=1):
-    return kps.SSLModel(
-        tiny_encoder(size, channels),
-        tiny_projector(),
-        loss=kps.losses.BarlowTwinsLoss(),
-        augment=augment,
-    )
 
 
 def _preset(target=None):
@@ -55,27 +43,17 @@ def _jax_x64():
     return bool(jax.config.read("jax_enable_x64"))
 
 
-@pytest.fixture
-def float64_floatx():
-    previous = keras.config.floatx()
-    keras.config.set_floatx("float64")
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(previous)
-
-
 def test_float_images_in_the_unit_interval_are_not_rescaled():
     """Kills `draw_views__mutmut_6` (float images divided by 255 too) and
     `__mutmut_12` (divided by 2): float images in [0, 1] pass unchanged
     through an identity augmentation, and a preset draws from them the views
     it draws from the same images as uint8 (x 255)."""
-    images = _uint8_images()
+    images = uint8_images(4, 8, 1)
     floats = images.astype(np.float32) / np.float32(255.0)
-    identity = _ssl_model(keras.layers.Identity())
+    identity = augmenting_model(keras.layers.Identity(), size=8, channels=1)
     for view in _views(identity, floats, step=0).values():
         np.testing.assert_array_equal(view, floats)
-    model = _ssl_model(_preset())
+    model = augmenting_model(_preset(), size=8, channels=1)
     from_uint8 = _views(model, images, step=3)
     from_floats = _views(model, floats, step=3)
     for key in ("view1", "view2"):
@@ -92,7 +70,7 @@ def test_views_are_computed_from_float32_pixels_whatever_the_floatx(float64_floa
     if keras.backend.backend() == "jax" and not _jax_x64():
         pytest.skip("no float64 arrays on this backend (JAX without jax_enable_x64)")
     images = np.arange(256, dtype=np.uint8).reshape(4, 8, 8, 1)
-    model = _ssl_model(keras.layers.Rescaling(3.0))
+    model = augmenting_model(keras.layers.Rescaling(3.0), size=8, channels=1)
     # The backend's float32 x / 255 (JAX's is 1 ulp off NumPy's correctly
     # rounded quotient for about half of the values).
     pixels = _numpy(keras.ops.cast(images, "float32") / 255.0)
@@ -109,8 +87,8 @@ def test_a_training_draw_is_keyed_on_the_exact_step_counter():
     step 2k) and `draw_views__mutmut_24` (k / replicas: a float, which rounds
     a counter past 2^24 on PyTorch and JAX). With the counter at k = 2^24 + 1,
     a training draw gives the views of the keyed draw at step k and counts k + 1."""
-    images = _uint8_images()
-    model = _ssl_model(_preset())
+    images = uint8_images(4, 8, 1)
+    model = augmenting_model(_preset(), size=8, channels=1)
     k = 2**24 + 1
     expected = _views(model, images, step=k)
     model.augment_step.assign(k)
@@ -127,8 +105,8 @@ def test_replica_r_of_n_keys_its_draw_on_step_times_n_plus_r(monkeypatch):
     as in tests/distribute/test_replicas_unit.py) at counter k = 3 must draw
     the keyed views of step 3 * 2 + 1 = 7 (the class docstring)."""
     tf = pytest.importorskip("tensorflow")
-    images = _uint8_images()
-    model = _ssl_model(_preset())
+    images = uint8_images(4, 8, 1)
+    model = augmenting_model(_preset(), size=8, channels=1)
     expected = _views(model, images, step=7)
     context = types.SimpleNamespace(replica_id_in_sync_group=1, num_replicas_in_sync=2)
     monkeypatch.setattr(ssl_model_module, "num_replicas_in_sync", lambda: 2)
@@ -148,8 +126,8 @@ def test_a_training_draw_needs_no_tensorflow_on_jax_and_torch(monkeypatch):
     taken for several: TensorFlow imported to ask for the replica id).
     TensorFlow is an optional extra; with it unimportable, as in an install
     without it, a training draw still gives the keyed views of step 0."""
-    images = _uint8_images()
-    model = _ssl_model(_preset())
+    images = uint8_images(4, 8, 1)
+    model = augmenting_model(_preset(), size=8, channels=1)
     expected = _views(model, images, step=0)
     monkeypatch.setitem(sys.modules, "tensorflow", None)
     drawn = _views(model, images, training=True)
@@ -165,8 +143,8 @@ def test_views_drawn_inside_an_inference_call_are_augmented():
     would otherwise take inference mode from the call and return the images
     as they are. Keyed on step 5 by hand, the call's view embeddings are
     those of the keyed draw at step 5."""
-    images = _uint8_images()
-    model = _ssl_model(_preset())
+    images = uint8_images(4, 8, 1)
+    model = augmenting_model(_preset(), size=8, channels=1)
     views = model.draw_views({"images": images}, step=5)
     key_seed_states(model.augment, 5)
     outputs = model({"images": images}, training=False)
@@ -190,7 +168,7 @@ def test_an_encoder_without_a_fixed_image_size_gets_the_preset_size():
     model = kps.SSLModel(
         encoder, tiny_projector(), loss=kps.losses.BarlowTwinsLoss(), augment="grayscale"
     )
-    images = _uint8_images(size=20)
+    images = uint8_images(n=4, size=20, channels=1)
     for view in _views(model, images, step=0).values():
         assert view.shape == (4, 28, 28, 1)
         assert view.min() >= 0.0 and view.max() <= 1.0
@@ -202,7 +180,7 @@ def test_pid_compute_loss_without_y_pred_draws_the_views_and_the_target():
     `augment` never reaches `target`). Reference: the keyed views of step 0
     embedded outside `compute_loss` (batch statistics) and the PID loss on
     them."""
-    images = _uint8_images(n=16)
+    images = uint8_images(n=16, size=8, channels=1)
     model = kps.PIDModel(
         tiny_encoder(8, 1),
         tiny_projector(),

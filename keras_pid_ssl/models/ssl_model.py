@@ -258,7 +258,7 @@ class SSLModel(keras.Model):
         self._check_first_batch(x)
         # Keras's arguments after `y` (batch_size, epochs, ...) may come by
         # position: name them, so the size check sees a positional batch_size.
-        named = inspect.signature(keras.Model.fit).bind(self, x, None, *args, **kwargs)
+        named = inspect.signature(super().fit).bind(x, None, *args, **kwargs)
         self._check_batch_sizes(x, named.arguments)
         return super().fit(x, None, *args, **kwargs)
 
@@ -295,8 +295,8 @@ class SSLModel(keras.Model):
             return  # Keras names inconsistent sizes itself.
         (count,) = sizes
         split = kwargs.get("validation_split") or 0.0
-        # Keras trains on the first ceil(count * (1 - validation_split)) rows.
-        count = int(math.ceil(count * (1.0 - split))) if split else count
+        # Keras trains on the first floor(count * (1 - validation_split)) rows.
+        count = int(math.floor(count * (1.0 - split))) if split else count
         batch_size = kwargs.get("batch_size") or 32  # Keras's default
         if count < 2:
             raise ValueError(
@@ -304,8 +304,10 @@ class SSLModel(keras.Model):
                 "at least 2 images per batch. Pass more images."
             )
         if count % batch_size == 1:
-            # The largest smaller batch size that works, else one batch of all.
-            suggestion = next((b for b in range(batch_size - 1, 1, -1) if count % b != 1), count)
+            # The largest smaller batch size that works, else the smallest larger
+            # one (count itself, one batch of all, always does).
+            sizes = [*range(batch_size - 1, 1, -1), *range(batch_size + 1, count + 1)]
+            suggestion = next(b for b in sizes if count % b != 1)
             raise ValueError(
                 f"{name}.fit: {count} images with batch_size={batch_size} leave a last batch "
                 f"of 1 image ({count} = {count // batch_size} x {batch_size} + 1), which "

@@ -134,10 +134,10 @@ def test_fit_trains_on_two_images():
         pytest.param(4, 3, 2, id="mutmut_106"),
         # Step -2 skips 3 (StopIteration); `%` -> `/` suggests 4.
         pytest.param(21, 5, 3, id="mutmut_108_109"),
-        # No smaller batch size avoids a batch of one: one batch of all (this
-        # raised a bare StopIteration before).
+        # No smaller batch size avoids a batch of one: the smallest larger one
+        # (this raised a bare StopIteration before).
         pytest.param(3, 2, 3, id="no_smaller_size_3"),
-        pytest.param(13, 4, 13, id="no_smaller_size_13"),
+        pytest.param(13, 4, 5, id="no_smaller_size_13"),
     ],
 )
 def test_last_batch_of_one_refusal_message(n, batch_size, suggestion):
@@ -147,7 +147,11 @@ def test_last_batch_of_one_refusal_message(n, batch_size, suggestion):
     kwargs = {} if batch_size is None else {"batch_size": batch_size}
     size = 32 if batch_size is None else batch_size
     assert n % size == 1 and n % suggestion != 1
-    assert all(n % b == 1 for b in range(min(suggestion + 1, size), size))
+    # The largest working size below `size`, else the smallest above it.
+    below = [b for b in range(2, size) if n % b != 1]
+    assert suggestion == (
+        max(below) if below else min(b for b in range(size + 1, n + 1) if n % b != 1)
+    )
     assert _refusal(_views(n), **kwargs) == (
         f"SSLModel.fit: {n} images with batch_size={size} leave a last batch of 1 image "
         f"({n} = {n // size} x {size} + 1), which batch statistics cannot use. Pass a "
@@ -267,3 +271,25 @@ def test_without_an_input_range_a_dataset_of_tuples_is_refused_by_the_size_check
         f"{list(model.view_keys)}; this one yields {dataset.element_spec}. Build it with "
         "kps.data.ssl_dataset, or map its elements to such dicts."
     )
+
+
+@pytest.mark.parametrize(
+    ("n", "split", "batch_size", "refused"),
+    [
+        # Keras trains on floor(10 * 0.75) = 7 images: 7 = 2 x 3 + 1.
+        (10, 0.25, 3, True),
+        # floor(10 * 0.85) = 8 images at batch_size 8: one full batch.
+        (10, 0.15, 8, False),
+    ],
+)
+def test_the_size_check_counts_the_training_images_as_keras_splits_them(
+    n, split, batch_size, refused
+):
+    """Keras keeps floor(n * (1 - validation_split)) images for training; the
+    check used the ceiling, letting a last batch of one through and refusing a
+    split that works."""
+    if refused:
+        message = _refusal(_views(n), batch_size=batch_size, validation_split=split)
+        assert message.startswith(f"SSLModel.fit: 7 images with batch_size={batch_size}")
+    else:
+        _trains(_model(), _views(n), batch_size=batch_size, validation_split=split)

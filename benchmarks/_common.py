@@ -115,8 +115,11 @@ def command_line():
 
 def write_text(path, text):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
+    # Written whole, then renamed: a parallel process (--shard) never reads half a file.
+    partial = f"{path}.{os.getpid()}.partial"
+    with open(partial, "w") as f:
         f.write(text)
+    os.replace(partial, path)
     print(f"wrote {os.path.relpath(path, REPO_ROOT)}", file=sys.stderr, flush=True)
 
 

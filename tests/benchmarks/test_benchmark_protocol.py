@@ -376,3 +376,11 @@ def test_a_shard_reports_under_the_runs_dir_and_a_whole_run_where_asked(quality,
     assert quality.shard_path(args, "results/tuning.json") == os.path.join(
         str(tmp_path), "shards", "tuning_part1of2.json"
     )
+
+
+def test_write_text_replaces_the_file_whole_and_leaves_no_partial_file(tmp_path):
+    path = tmp_path / "sub" / "report.json"
+    common.write_text(str(path), "first")
+    common.write_text(str(path), "second, longer")
+    assert path.read_text() == "second, longer"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["report.json"]

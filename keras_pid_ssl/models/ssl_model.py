@@ -1,6 +1,7 @@
 """`SSLModel`: an encoder and a projector trained by a two-view SSL loss."""
 
 import inspect
+import itertools
 import json
 import math
 
@@ -262,7 +263,7 @@ class SSLModel(keras.Model):
         self._check_batch_sizes(x, named.arguments)
         return super().fit(x, None, *args, **kwargs)
 
-    def _check_batch_sizes(self, x, kwargs):
+    def _check_batch_sizes(self, x, arguments):
         # Batch statistics need >= 2 images per batch. A last batch of one
         # image would train silently on TensorFlow (an unknown batch dimension
         # hides it) and fail mid-epoch on JAX and PyTorch: refuse it up front.
@@ -294,10 +295,10 @@ class SSLModel(keras.Model):
         if len(sizes) != 1:
             return  # Keras names inconsistent sizes itself.
         (count,) = sizes
-        split = kwargs.get("validation_split") or 0.0
+        split = arguments.get("validation_split") or 0.0
         # Keras trains on the first floor(count * (1 - validation_split)) rows.
         count = int(math.floor(count * (1.0 - split))) if split else count
-        batch_size = kwargs.get("batch_size") or 32  # Keras's default
+        batch_size = arguments.get("batch_size") or 32  # Keras's default
         if count < 2:
             raise ValueError(
                 f"{name}.fit received {count} image(s) to train on; batch statistics need "
@@ -306,7 +307,7 @@ class SSLModel(keras.Model):
         if count % batch_size == 1:
             # The largest smaller batch size that works, else the smallest larger
             # one (count itself, one batch of all, always does).
-            sizes = [*range(batch_size - 1, 1, -1), *range(batch_size + 1, count + 1)]
+            sizes = itertools.chain(range(batch_size - 1, 1, -1), range(batch_size + 1, count + 1))
             suggestion = next(b for b in sizes if count % b != 1)
             raise ValueError(
                 f"{name}.fit: {count} images with batch_size={batch_size} leave a last batch "

@@ -113,13 +113,23 @@ def command_line():
     return " ".join([f"KERAS_BACKEND={backend}", "python", script] + sys.argv[1:])
 
 
+def write_whole(path, write):
+    """`write(partial)` to a file beside `path` (same extension), then renamed to
+    `path`: a parallel process (--shard) never reads half a file."""
+    stem, ext = os.path.splitext(path)
+    partial = f"{stem}.{os.getpid()}.partial{ext}"
+    write(partial)
+    os.replace(partial, path)
+
+
 def write_text(path, text):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    # Written whole, then renamed: a parallel process (--shard) never reads half a file.
-    partial = f"{path}.{os.getpid()}.partial"
-    with open(partial, "w") as f:
-        f.write(text)
-    os.replace(partial, path)
+
+    def write(partial):
+        with open(partial, "w") as f:
+            f.write(text)
+
+    write_whole(path, write)
     print(f"wrote {os.path.relpath(path, REPO_ROOT)}", file=sys.stderr, flush=True)
 
 

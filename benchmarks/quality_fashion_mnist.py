@@ -606,11 +606,9 @@ def floor_run(floor, seed, args, data):
             encoder = kps.training.build_backbone(args.backbone, shape)
         else:
             encoder = keras.Sequential([keras.Input(shape), keras.layers.Flatten()])
-        # Saved whole, then renamed: the raw-pixels floor is shared by the seeds,
-        # so parallel processes (--shard) may make it at the same time.
-        partial = os.path.join(run_dir, f"backbone.{os.getpid()}.partial.keras")
-        encoder.save(partial)
-        os.replace(partial, path)
+        # The raw-pixels floor is shared by the seeds, so parallel processes
+        # (--shard) may make it at the same time.
+        _common.write_whole(path, encoder.save)
     return {"key": key, "run_dir": run_dir, "final_metrics": {}, "calibration": None}
 
 

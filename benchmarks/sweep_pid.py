@@ -84,8 +84,8 @@ def run_sweep(args, methods, levers, lrs, path_md, path_selection, started):
     results = []
     for seed in range(args.seeds):
         for method in methods:
-            for lr in lrs:
-                if not quality.in_shard(args, seed * len(lrs) + lrs.index(lr)):
+            for group, lr in enumerate(lrs):
+                if not quality.in_shard(args, seed * len(lrs) + group):
                     continue
                 for lever in levers[method]:
                     config = quality.entry(method, lever, lr, tag=f"{method}:{lever}:lr{lr:g}")

@@ -12,7 +12,9 @@
 #   KERAS_BACKEND=tensorflow bash benchmarks/quality_protocol.sh [BUDGET FLAGS]
 #
 # BUDGET FLAGS (e.g. --epochs=48) go to every step; the defaults are the
-# budget of "Quality protocol", item 7. Interrupted, it resumes: finished runs
+# budget of "Quality protocol", item 7. SWEEP_FLAGS (e.g. the tuning grid,
+# SWEEP_FLAGS="--levers_pid=default,ratio_0.3 --lrs=0.004,0.008") go to the
+# tuning step only. Interrupted, it resumes: finished runs
 # and evaluations are reused from runs/benchmarks/ (their cache), and an
 # interrupted pretraining run resumes. Each process logs to
 # runs/benchmarks/logs/.
@@ -25,6 +27,7 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export TF_NUM_INTRAOP_THREADS="${TF_NUM_INTRAOP_THREADS:-1}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 seeds="${SEEDS:-3}"
+read -r -a sweep_flags <<<"${SWEEP_FLAGS:-}"
 logs=runs/benchmarks/logs
 mkdir -p "$logs"
 
@@ -47,8 +50,8 @@ both_parts() {
 }
 
 echo "$(date -u +%H:%M) tuning on validation (2 processes)"
-both_parts sweep_pid.py sweep "$@"
-python benchmarks/sweep_pid.py "$@" >"$logs/sweep.log" 2>&1
+both_parts sweep_pid.py sweep "$@" ${sweep_flags[@]+"${sweep_flags[@]}"}
+python benchmarks/sweep_pid.py "$@" ${sweep_flags[@]+"${sweep_flags[@]}"} >"$logs/sweep.log" 2>&1
 echo "$(date -u +%H:%M) final configurations on the test split, $seeds seeds (2 processes)"
 both_parts quality_fashion_mnist.py final "$@" --selected=results/tuning.json --final \
     --seeds="$seeds"

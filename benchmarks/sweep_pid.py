@@ -60,7 +60,12 @@ def selection_table(results, metric, names):
 
 
 def select(results, metric):
-    """Per method, the candidate (lever, lr) with the best mean `metric`."""
+    """Per method, the candidate (lever, lr) with the best mean `metric`.
+
+    A `ratio_T` candidate also records `w_syn`, the mean over its seeds of the
+    weight its calibration set: the final configurations train at that fixed
+    weight, the setting chosen here, instead of calibrating every seed again.
+    """
     best = {}
     for tag in quality.tags_in_order(results):
         runs = [r for r in results if r["tag"] == tag]
@@ -68,6 +73,9 @@ def select(results, metric):
         method = runs[0]["method"]
         if method not in best or mean > best[method]["mean"]:
             best[method] = {"lever": runs[0]["lever"], "lr": runs[0]["lr"], "mean": mean}
+            weights = [r["calibration"]["w_syn"] for r in runs if r.get("calibration")]
+            if weights:
+                best[method]["w_syn"] = float(f"{sum(weights) / len(weights):.3g}")
     return best
 
 
@@ -120,7 +128,9 @@ def run_sweep(args, methods, levers, lrs, path_md, path_selection, started):
                 "",
                 "Selected: "
                 + "; ".join(
-                    f"{m}: `{b['lever']}` at lr {b['lr']:g} ({100 * b['mean']:.2f}%)"
+                    f"{m}: `{b['lever']}` at lr {b['lr']:g}"
+                    + (f" (w_syn {b['w_syn']:g})" if "w_syn" in b else "")
+                    + f", {100 * b['mean']:.2f}%"
                     for m, b in best.items()
                 ),
                 "",

@@ -384,3 +384,43 @@ def test_write_text_replaces_the_file_whole_and_leaves_no_partial_file(tmp_path)
     common.write_text(str(path), "second, longer")
     assert path.read_text() == "second, longer"
     assert sorted(p.name for p in path.parent.iterdir()) == ["report.json"]
+
+
+def test_selection_takes_the_best_mean_and_records_the_calibrated_weight():
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        sweep = _load("benchmarks_sweep_under_test", "sweep_pid.py")
+    finally:
+        sys.path.remove(BENCHMARKS)
+
+    def run(tag, lever, lr, seed, value, w_syn=None):
+        calibration = None if w_syn is None else {"target": 0.3, "w_syn": w_syn}
+        method = tag.split(":")[0]
+        return {
+            "tag": tag,
+            "method": method,
+            "lever": lever,
+            "lr": lr,
+            "seed": seed,
+            "metrics": {"linear_10%": value},
+            "calibration": calibration,
+        }
+
+    results = [
+        run("pid:default:lr0.004", "default", 0.004, 0, 0.84),
+        run("pid:default:lr0.004", "default", 0.004, 1, 0.86),  # mean 0.85
+        run("pid:ratio_0.3:lr0.008", "ratio_0.3", 0.008, 0, 0.85, w_syn=0.2),
+        run("pid:ratio_0.3:lr0.008", "ratio_0.3", 0.008, 1, 0.853, w_syn=0.25),  # 0.8515
+        run("barlow_twins:default:lr0.004", "default", 0.004, 0, 0.86),
+        run("barlow_twins:default:lr0.004", "default", 0.004, 1, 0.84),  # 0.85
+        run("barlow_twins:lambda_1e-2:lr0.004", "lambda_1e-2", 0.004, 0, 0.849),
+        run("barlow_twins:lambda_1e-2:lr0.004", "lambda_1e-2", 0.004, 1, 0.849),  # 0.849
+    ]
+    best = sweep.select(results, "linear_10%")
+    assert best["pid"] == {
+        "lever": "ratio_0.3",
+        "lr": 0.008,
+        "mean": pytest.approx(0.8515),
+        "w_syn": 0.225,
+    }
+    assert best["barlow_twins"] == {"lever": "default", "lr": 0.004, "mean": pytest.approx(0.85)}

@@ -184,8 +184,9 @@ def add_budget_flags(parser):
         "--shard",
         type=parse_shard,
         default=None,
-        help="I/N: run only part I of N (0 <= I < N) of the work, interleaved (seeds here; "
-        "(seed, LR) groups in sweep_pid.py), e.g. one process per core; its report goes to "
+        help="I/N: run only part I of N (0 <= I < N) of the work, interleaved ((seed, "
+        "configuration) items here; (seed, LR) groups in sweep_pid.py), e.g. one process "
+        "per core; its report goes to "
         "<runs_dir>/shards/. A run without --shard then reuses the parts' cached runs.",
     )
     parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity.")
@@ -456,7 +457,11 @@ def resolve(config, seed, args, data):
     attributes = dict(lever.get("loss_attributes", {}))
     calibration = None
     target = lever.get("grad_ratio_target")
-    if target is not None:
+    if target is not None and config.get("w_syn") is not None:
+        # A final configuration: the weight the tuning's calibration chose.
+        overrides["w_syn"] = config["w_syn"]
+        calibration = {"target": target, "w_syn": config["w_syn"], "from": "tuning"}
+    elif target is not None:
         reference = pretrain_run(entry("pid", lr=config["lr"]), seed, args, data)
         ratio = reference["final_metrics"].get("pid_grad_ratio")
         if not ratio or ratio != ratio or ratio <= 0:
@@ -904,8 +909,16 @@ def final_configs(args, methods):
         if chosen is None:
             out.append(entry(method))
             continue
-        label = f"{method} selected ({chosen['lever']}, lr {chosen['lr']:g})"
+        weight = f", w_syn {chosen['w_syn']:g}" if "w_syn" in chosen else ""
+        label = f"{method} selected ({chosen['lever']}{weight}, lr {chosen['lr']:g})"
         picked = entry(method, chosen["lever"], chosen["lr"], tag=f"{method}:selected", label=label)
+        if "grad_ratio_target" in LEVERS[method][chosen["lever"]]:
+            if "w_syn" not in chosen:
+                raise ValueError(
+                    f"{args.selected}: the selected {chosen['lever']!r} names no w_syn (the "
+                    "weight its calibration chose); rerun sweep_pid.py, which records it."
+                )
+            picked["w_syn"] = chosen["w_syn"]
         if method == "pid":
             if chosen["lever"] == "default" and chosen["lr"] == base_lr(args):
                 # The selection is the default: one configuration, not two copies.
@@ -965,9 +978,12 @@ def run_protocol(args, methods, floors, output, started):
     split = "test" if args.final else "validation"
     configs = final_configs(args, methods)
     floor_configs = [entry_floor(f) for f in floors]
-    results = []
-    for seed in [s for s in range(args.seeds) if in_shard(args, s)]:
-        for config in floor_configs + configs:
+    results, floor_lines, all_pass = [], [], False
+    # Work items (seed, configuration), dealt round-robin over the --shard parts,
+    # so each part gets its share of every seed and of the slow PID runs.
+    items = [(seed, c) for seed in range(args.seeds) for c in floor_configs + configs]
+    for index, (seed, config) in enumerate(items):
+        if in_shard(args, index):
             result = run_config(config, seed, args, data, split)
             results.append(result)
             _common.emit(result)

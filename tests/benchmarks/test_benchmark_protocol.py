@@ -309,18 +309,27 @@ def _selection_args(quality, tmp_path, selected, **budget_changes):
 def test_final_configurations_follow_the_validation_selection(quality, tmp_path):
     base = quality.base_lr(types.SimpleNamespace(lr=None, optimizer="adamw"))  # AdamW: 1e-3
     selected = {
-        "pid": {"lever": "ratio_0.3", "lr": 2 * base},
+        "pid": {"lever": "ratio_0.3", "lr": 2 * base, "w_syn": 0.213},
         "barlow_twins": {"lever": "lambda_1e-2", "lr": base},
         "vicreg": {"lever": "default", "lr": base},
     }
     args = _selection_args(quality, tmp_path, selected)
     configs = quality.final_configs(args, quality.METHODS)
-    assert [(c["tag"], c["lever"], c["lr"]) for c in configs] == [
-        ("pid", "default", None),
-        ("pid:selected", "ratio_0.3", 2 * base),
-        ("barlow_twins:selected", "lambda_1e-2", base),
-        ("vicreg:selected", "default", base),
+    assert [(c["tag"], c["lever"], c["lr"], c.get("w_syn")) for c in configs] == [
+        ("pid", "default", None, None),
+        ("pid:selected", "ratio_0.3", 2 * base, 0.213),
+        ("barlow_twins:selected", "lambda_1e-2", base, None),
+        ("vicreg:selected", "default", base, None),
     ]
+    # The selected ratio_T setting trains at the tuning's weight: no calibration run.
+    overrides, _, calibration = quality.resolve(configs[1], 2, None, None)
+    assert overrides == {"w_syn": 0.213}
+    assert calibration == {"target": 0.3, "w_syn": 0.213, "from": "tuning"}
+    # A ratio_T selection that names no weight is refused.
+    del selected["pid"]["w_syn"]
+    args = _selection_args(quality, tmp_path, selected)
+    with pytest.raises(ValueError, match="names no w_syn"):
+        quality.final_configs(args, quality.METHODS)
     # PID's selection is its default: one configuration, not two copies.
     selected["pid"] = {"lever": "default", "lr": base}
     args = _selection_args(quality, tmp_path, selected)

@@ -119,6 +119,9 @@ def report(args):
             records[(r["mode"], r["seed"])] = r
     seeds = sorted({s for _, s in records})
 
+    def cell(r, key):
+        return "-" if r is None or r.get(key) is None else f"{100 * r[key]:.2f}"
+
     def atoms(r):
         if r is None or r.get("monitor_redundancy") is None:
             return "-"
@@ -127,7 +130,6 @@ def report(args):
     rows, fixed_top1, leak_top1 = [], [], []
     for seed in seeds:
         fixed, leak = records.get(("fixed", seed)), records.get(("leak", seed))
-        cell = lambda r, k: "-" if r is None or r.get(k) is None else f"{100 * r[k]:.2f}"  # noqa: E731
         diff = None if fixed is None or leak is None else fixed["linear_top1"] - leak["linear_top1"]
         if diff is not None:
             fixed_top1.append(fixed["linear_top1"])

@@ -555,7 +555,8 @@ def pretrain_run(config, seed, args, data):
     if os.path.exists(done):
         record = _read_json(done)
         if record["material"] == json.loads(json.dumps(material)):
-            return record
+            # Where the run is now: a runs folder moved or copied since keeps its records.
+            return {**record, "run_dir": run_dir}
     report_stale(folder, material, key)
     os.makedirs(run_dir, exist_ok=True)
     _common.write_text(os.path.join(run_dir, "material.json"), json.dumps(material, indent=1))

@@ -433,3 +433,38 @@ def test_selection_takes_the_best_mean_and_records_the_calibrated_weight():
         "w_syn": 0.225,
     }
     assert best["barlow_twins"] == {"lever": "default", "lr": 0.004, "mean": pytest.approx(0.85)}
+
+
+def test_a_reused_run_is_found_where_its_runs_folder_is_now(quality, tmp_path, monkeypatch):
+    import keras_pid_ssl as kps
+
+    trained = []
+
+    def fake_pretrain(run_dir, **kwargs):
+        trained.append(run_dir)
+        return {"final_metrics": {"loss": 1.0}}
+
+    monkeypatch.setattr(kps.training, "pretrain", fake_pretrain)
+    args = types.SimpleNamespace(
+        runs_dir=str(tmp_path / "first"),
+        backbone="small_convnet",
+        epochs=1,
+        batch_size=8,
+        optimizer="adamw",
+        warmup_epochs=0,
+        projector_dims="16,16",
+        train_subset=0,
+        probe_subset=8,
+        monitor_size=0,
+        verbose=0,
+    )
+    data = {"key": "k", "folders": {"validation": "unused"}}
+    config = quality.entry("barlow_twins", lr=0.004)
+    first = quality.pretrain_run(config, 0, args, data)
+    assert trained == [first["run_dir"]]
+    os.rename(tmp_path / "first", tmp_path / "moved")
+    args.runs_dir = str(tmp_path / "moved")
+    again = quality.pretrain_run(config, 0, args, data)
+    assert trained == [first["run_dir"]]  # reused, not trained again
+    assert again["run_dir"] == first["run_dir"].replace("first", "moved")
+    assert os.path.isdir(again["run_dir"])

@@ -107,6 +107,9 @@ DEFAULT_LEVERS = {
     "barlow_twins": ("lambda_2.5e-3", "default", "lambda_1e-2"),
     "vicreg": ("inv_10", "default", "inv_50"),
 }
+# The fine-tuning evaluation's settings: part of an evaluation's key, not of a selection's.
+FINETUNE_KEYS = ("finetune_fraction", "finetune_epochs", "finetune_batch_size")
+
 SMOKE_LEVERS = {
     "pid": ("default", "ratio_1.0"),
     "barlow_twins": ("default", "lambda_1e-2"),
@@ -174,6 +177,12 @@ def add_budget_flags(parser):
     parser.add_argument("--knn_k", default="20,200")
     parser.add_argument("--finetune_fraction", type=float, default=0.01)
     parser.add_argument("--finetune_epochs", type=int, default=30)
+    parser.add_argument(
+        "--finetune_batch_size",
+        type=int,
+        default=32,
+        help="Fine-tuning batch size: 1%% of 54,000 images, 30 epochs, are 480 steps at 32.",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="Seeds 0..N-1.")
     parser.add_argument(
         "--runs_dir",
@@ -277,6 +286,7 @@ def budget(args):
         "knn_k": [int(k) for k in args.knn_k.split(",") if k],
         "finetune_fraction": args.finetune_fraction,
         "finetune_epochs": args.finetune_epochs,
+        "finetune_batch_size": args.finetune_batch_size,
     }
 
 
@@ -633,7 +643,7 @@ def evaluate(run, seed, args, data, split):
         "split": split,
         "seed": seed,
         "protocol": {k: protocol[k] for k in ("train_subset", "eval_images", "label_fractions",
-                                              "knn_k", "finetune_fraction", "finetune_epochs")},
+                                              "knn_k", *FINETUNE_KEYS)},
         "code": code_state()["benchmark_source"],
         "versions": library_versions(),
     }  # fmt: skip
@@ -669,6 +679,7 @@ def evaluate(run, seed, args, data, split):
         data_dir=folder,
         label_fraction=args.finetune_fraction,
         epochs=args.finetune_epochs,
+        batch_size=args.finetune_batch_size,
         train_subset=len(bank_x),
         test_subset=len(eval_x),
         seed=seed,
@@ -897,8 +908,8 @@ def final_configs(args, methods):
     if not args.selected:
         return configs
     selection = _read_json(args.selected)
-    if selection["budget"] != json.loads(json.dumps(budget_for_selection(args))):
-        theirs, ours = selection["budget"], budget_for_selection(args)
+    theirs, ours = selection_budget(selection["budget"]), budget_for_selection(args)
+    if theirs != json.loads(json.dumps(ours)):
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise ValueError(
             f"{args.selected} was selected at another budget (differs in {diff}); rerun "
@@ -931,8 +942,13 @@ def final_configs(args, methods):
 
 
 def budget_for_selection(args):
-    """The budget a selection holds for: all of `budget` but the seeds and evaluation size."""
-    return {k: v for k, v in budget(args).items() if k != "eval_images"}
+    """The budget a selection holds for: all of `budget` but the evaluation size and the
+    evaluations that do not select (kNN, fine-tuning)."""
+    return selection_budget(budget(args))
+
+
+def selection_budget(full):
+    return {k: v for k, v in full.items() if k not in ("eval_images", "knn_k", *FINETUNE_KEYS)}
 
 
 def main(argv=None):

@@ -421,6 +421,24 @@ class GradientScale(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
+def _finetune_classifier(backbone, images, num_classes, backbone_lr_scale):
+    """Backbone -> `GradientScale` -> standardisation -> linear head (logits).
+
+    The head sees the features standardised by their mean and variance on
+    `images` (the labelled subset) before fine-tuning, as linear evaluation
+    standardises them: SSL features have an arbitrary scale (std ~0.1 per
+    dimension for SmallConvNet on Fashion-MNIST), at which SGD on the raw
+    features barely moves the head (1%-label fine-tuning scored 50% where
+    the linear probe scored 79%).
+    """
+    standardize = keras.layers.Normalization(name="standardize")
+    standardize.adapt(extract_features(backbone, images))
+    inputs = keras.Input(shape=_input_shape(backbone))
+    features = standardize(GradientScale(backbone_lr_scale)(backbone(inputs)))
+    outputs = keras.layers.Dense(num_classes, name="classifier")(features)
+    return keras.Model(inputs, outputs)
+
+
 def finetune(
     backbone_path,
     dataset,
@@ -445,7 +463,10 @@ def finetune(
     `label_fraction` (e.g. 0.01 / 0.1, the semi-supervised protocol) keeps a
     class-stratified, seeded subset of the labelled training images, saved to
     `<output_dir>/subset_indices.json` so runs are comparable. The backbone
-    learns at `backbone_lr_scale` times the head's rate (`GradientScale`).
+    learns at `backbone_lr_scale` times the head's rate (`GradientScale`);
+    the head sees the features standardised by their statistics on that
+    subset before fine-tuning. A small subset wants a small `batch_size`:
+    30 epochs of 540 images are 60 steps at 256 but 480 at 32.
     Training views: random resized crop + flip. Needs a `.keras` backbone
     (a SavedModel export is inference-only). Writes `finetune.json`, and
     for an image folder the class map `class_names.json`, both into
@@ -484,10 +505,7 @@ def finetune(
     x_train, y_train = x_train[indices], y_train[indices]
     batch_size = min(batch_size, len(x_train))
 
-    inputs = keras.Input(shape=_input_shape(backbone))
-    features = GradientScale(backbone_lr_scale)(backbone(inputs))
-    outputs = keras.layers.Dense(data.num_classes, name="classifier")(features)
-    classifier = keras.Model(inputs, outputs)
+    classifier = _finetune_classifier(backbone, x_train, data.num_classes, backbone_lr_scale)
     steps = epochs * max(1, len(x_train) // batch_size)
     classifier.compile(
         optimizer=keras.optimizers.SGD(

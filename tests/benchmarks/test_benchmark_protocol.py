@@ -343,6 +343,16 @@ def test_a_selection_made_at_another_budget_is_refused(quality, tmp_path):
         quality.final_configs(args, quality.METHODS)
 
 
+def test_a_selection_holds_whatever_the_evaluations_that_do_not_select(quality, tmp_path):
+    # Selected on linear_10%: kNN and fine-tuning settings (older selections lack
+    # finetune_batch_size) leave it valid.
+    args = _selection_args(
+        quality, tmp_path, {}, knn_k=[5], finetune_epochs=1, finetune_batch_size=None
+    )
+    tags = [c["tag"] for c in quality.final_configs(args, quality.METHODS)]
+    assert tags == list(quality.METHODS)
+
+
 def test_code_state_is_taken_once_per_process_from_the_imported_package(quality):
     import keras_pid_ssl
 

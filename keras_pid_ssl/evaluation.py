@@ -424,15 +424,21 @@ class GradientScale(keras.layers.Layer):
 def _finetune_classifier(backbone, images, num_classes, backbone_lr_scale):
     """Backbone -> `GradientScale` -> standardisation -> linear head (logits).
 
-    The head sees the features standardised by their mean and variance on
-    `images` (the labelled subset) before fine-tuning, as linear evaluation
-    standardises them: SSL features have an arbitrary scale (std ~0.1 per
+    The head sees the features standardised by their mean and standard
+    deviation on `images` (the labelled subset) before fine-tuning, as
+    linear evaluation standardises them: SSL features have an arbitrary scale (std ~0.1 per
     dimension for SmallConvNet on Fashion-MNIST), at which SGD on the raw
     features barely moves the head (1%-label fine-tuning scored 50% where
     the linear probe scored 79%).
     """
-    standardize = keras.layers.Normalization(name="standardize")
-    standardize.adapt(extract_features(backbone, images))
+    from sklearn.preprocessing import StandardScaler
+
+    # linear_eval's scaler: a feature constant on the subset keeps scale 1, so
+    # where it varies at test time it is not blown up by 1 / epsilon.
+    scaler = StandardScaler().fit(extract_features(backbone, images))
+    standardize = keras.layers.Normalization(
+        mean=scaler.mean_, variance=scaler.scale_**2, name="standardize"
+    )
     inputs = keras.Input(shape=_input_shape(backbone))
     features = standardize(GradientScale(backbone_lr_scale)(backbone(inputs)))
     outputs = keras.layers.Dense(num_classes, name="classifier")(features)

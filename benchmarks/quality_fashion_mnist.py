@@ -770,6 +770,13 @@ def summary_table(results, names):
     return _common.markdown_table(header, rows)
 
 
+def compared_tags(results):
+    """`(pid_tags, baseline_tags)` of `results`, in order: what `paired_rows` pairs."""
+    tags = tags_in_order(results)
+    pid = [t for t in tags if t.split(":")[0] == "pid"]
+    return pid, [t for t in tags if t.split(":")[0] in ("barlow_twins", "vicreg")]
+
+
 def paired_rows(results, names, pid_tags, baseline_tags):
     """Rows `PID tag - baseline tag`, per metric: mean [95% CI] (n) and per-seed diffs."""
     rows = []
@@ -828,8 +835,7 @@ def write_report(results, args, info, data, started, path_md):
     split = "test" if args.final else "validation"
     names = metric_names(args)
     headline = headline_metric(args)
-    pid_tags = [t for t in tags_in_order(results) if t.split(":")[0] == "pid"]
-    base_tags = [t for t in tags_in_order(results) if t.split(":")[0] in ("barlow_twins", "vicreg")]
+    pid_tags, base_tags = compared_tags(results)
     floor_lines, all_pass = floor_check(results, headline)
     code = code_state()
     b = budget(args)

@@ -38,7 +38,7 @@ def parse_args(argv):
 
 
 def refinetune(run, budget, args, folder):
-    """`(top1, record)` of fine-tuning `run`'s backbone with this package (cached)."""
+    """The record of fine-tuning `run`'s backbone with this package (cached)."""
     import keras_pid_ssl as kps
 
     settings = {
@@ -59,15 +59,13 @@ def refinetune(run, budget, args, folder):
     path = os.path.join(run_dir, f"refinetune_test_{key}.json")
     if os.path.exists(path):
         return quality._read_json(path)
-    bank = len(kps.data.load("fashion_mnist", "train", data_dir=folder)[1])
-    test = len(kps.data.load("fashion_mnist", "test", data_dir=folder)[1])
     result = kps.evaluation.finetune(
         os.path.join(run_dir, "backbone.keras"),
         "fashion_mnist",
         os.path.join(run_dir, f"refinetune_test_{key}"),
         data_dir=folder,
-        train_subset=min(bank, budget["train_subset"] or bank),
-        test_subset=min(test, budget["eval_images"] or test),
+        train_subset=budget["train_subset"],  # None: all, as the report evaluated
+        test_subset=budget["eval_images"],
         verbose=0,
         **settings,
     )
@@ -84,10 +82,7 @@ def report(results, report_json, args, started):
     name = f"finetune_{quality.percent(budget['finetune_fraction'])}"
     before = f"{name} before"
     names = [name, before, "train accuracy"]
-    pid_tags = [t for t in quality.tags_in_order(results) if t.split(":")[0] == "pid"]
-    base_tags = [
-        t for t in quality.tags_in_order(results) if t.split(":")[0] in ("barlow_twins", "vicreg")
-    ]
+    pid_tags, base_tags = quality.compared_tags(results)
     code = quality.code_state()
     original = report_json["code"]
     text = "\n".join(
@@ -130,7 +125,6 @@ def report(results, report_json, args, started):
         os.path.splitext(path)[0] + ".json",
         json.dumps({"budget": budget, "code": code, "runs": results}, indent=1),
     )
-    print(f"wrote {os.path.relpath(path, _common.REPO_ROOT)}", flush=True)
 
 
 def main(argv=None):

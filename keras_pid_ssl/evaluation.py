@@ -426,10 +426,10 @@ def _finetune_classifier(backbone, images, num_classes, backbone_lr_scale):
 
     The head sees the features standardised by their mean and standard
     deviation on `images` (the labelled subset) before fine-tuning, as
-    linear evaluation standardises them: SSL features have an arbitrary scale (std ~0.1 per
-    dimension for SmallConvNet on Fashion-MNIST), at which SGD on the raw
-    features barely moves the head (1%-label fine-tuning scored 50% where
-    the linear probe scored 79%).
+    linear evaluation standardises them: SSL features have an arbitrary
+    scale (std ~0.1 per dimension for SmallConvNet on Fashion-MNIST), at
+    which SGD on the raw features barely moves the head (1%-label
+    fine-tuning scored 50% where the linear probe scored 79%).
     """
     from sklearn.preprocessing import StandardScaler
 

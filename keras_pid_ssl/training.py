@@ -500,7 +500,7 @@ def images_fingerprint(images):
 def _set_up_process(config):
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
-        make_deterministic()
+        make_deterministic(config.seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
 

@@ -5,14 +5,17 @@ import keras
 _ENABLED = False
 
 
-def make_deterministic():
+def make_deterministic(seed=0):
     """Makes training ops deterministic, as far as each backend allows.
 
     TensorFlow: `tf.config.experimental.enable_op_determinism()` (every op
     deterministic or an error; also covers the `tf.data` pipeline on every
-    backend). PyTorch: `torch.use_deterministic_algorithms(True,
-    warn_only=True)`. JAX: XLA is deterministic on CPU; on GPU set
-    `XLA_FLAGS=--xla_gpu_deterministic_ops=true` before starting Python.
+    backend), and TensorFlow's global `tf.random.Generator` seeded with
+    `seed`: op determinism refuses to create it unseeded, and KerasCV's
+    layers draw from it when they are built. PyTorch:
+    `torch.use_deterministic_algorithms(True, warn_only=True)`. JAX: XLA is
+    deterministic on CPU; on GPU set `XLA_FLAGS=--xla_gpu_deterministic_ops=true`
+    before starting Python.
     The setting is process-wide. With a fixed seed, `pretrain` on the
     TensorFlow backend on a CPU then repeats its loss history exactly (tested).
     Without TensorFlow installed (no `tf.data` either) only the backend's
@@ -25,6 +28,7 @@ def make_deterministic():
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+        tf.random.set_global_generator(tf.random.Generator.from_seed(seed))
     if keras.backend.backend() == "torch":
         import torch
 

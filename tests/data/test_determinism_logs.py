@@ -1,4 +1,5 @@
-"""Deterministic pipelines log no TensorFlow rewrite errors (`use_unbounded_threadpool`)."""
+"""Deterministic ops: pipelines log no TensorFlow rewrite errors
+(`use_unbounded_threadpool`), and KerasCV layers can still be built."""
 
 import os
 import subprocess
@@ -16,8 +17,16 @@ SCRIPT = textwrap.dedent(
     from keras_pid_ssl.utils import determinism
 
     assert determinism.map_parallel_calls() is not None  # AUTOTUNE
-    kps.training.make_deterministic()
+    kps.training.make_deterministic(seed=7)
     assert determinism.map_parallel_calls() is None
+    # TensorFlow's global generator, which op determinism refuses to create
+    # unseeded and KerasCV layers take when built, is seeded with `seed`.
+    import keras_cv
+    import tensorflow as tf
+
+    keras_cv.layers.RandomFlip("horizontal")
+    draws = tf.random.get_global_generator().uniform((4,)).numpy()
+    np.testing.assert_array_equal(draws, tf.random.Generator.from_seed(7).uniform((4,)).numpy())
     images = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 1), np.uint8)
     labels = np.arange(32) % 10
     for dataset in (

@@ -33,6 +33,17 @@ requires_tensorflow = pytest.mark.skipif(
 requires_jax = pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX-backend feature")
 
 
+def once_per_ci(backend="jax"):
+    """Marks a test whose result does not depend on the suite's backend (flag
+    parsing, or a subprocess that sets its own `KERAS_BACKEND`): CI runs the
+    suite once per backend (tools/test_all_backends.sh), and the test runs in
+    the `backend` suite only."""
+    return pytest.mark.skipif(
+        keras.backend.backend() != backend,
+        reason=f"backend-independent: runs once per CI, in the KERAS_BACKEND={backend} suite",
+    )
+
+
 def make_views(n=32, size=8, channels=1, num_views=2, seed=0):
     """Tiny structured images and noisy views of them, float32 in [0, 1]."""
     rng = np.random.default_rng(seed)

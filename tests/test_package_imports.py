@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import keras_pid_ssl as kps
+from conftest import once_per_ci
 
 HEAVY = ("tensorflow", "tensorflow_datasets", "matplotlib", "sklearn", "scipy")
 
@@ -42,6 +43,7 @@ def _run(backend, program):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@once_per_ci("jax")
 def test_import_on_jax_loads_no_tensorflow_and_nothing_heavy_beyond_keras():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")
@@ -52,6 +54,7 @@ def test_import_on_jax_loads_no_tensorflow_and_nothing_heavy_beyond_keras():
     assert modules["lazy_loaded"] == []
 
 
+@once_per_ci("jax")
 def test_import_on_jax_loads_matplotlib_only_when_keras_does():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")

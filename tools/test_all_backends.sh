@@ -6,7 +6,11 @@
 #      keras_pid_ssl` on TensorFlow (the examples print backend-independent
 #      values; TensorFlow runs them fastest here: ~40 s against ~150 s on JAX);
 #   3. the test suite once per Keras backend (TensorFlow, JAX, PyTorch), each
-#      in its own process;
+#      in its own pytest run, split over TEST_WORKERS processes (default 2,
+#      pytest-xdist's `--dist loadfile`: a file's tests stay in one worker, in
+#      order, so a module's fixtures are built once). The tests are mostly
+#      single-threaded, so two workers use both cores of CI's machine;
+#      TEST_WORKERS=0 runs the suite in one process;
 #   4. the device check's smoke (`benchmarks/device_check.py --smoke`, JAX) in
 #      a fresh virtualenv with `.[jax]` and no TensorFlow (skip with
 #      KPS_SKIP_TF_FREE=1, e.g. offline).
@@ -40,7 +44,7 @@ step "doctests (KERAS_BACKEND=tensorflow)" env KERAS_BACKEND=tensorflow \
   python -m pytest -q -p no:cacheprovider --doctest-modules keras_pid_ssl
 for backend in tensorflow jax torch; do
   step "tests (KERAS_BACKEND=$backend)" env KERAS_BACKEND="$backend" \
-    python -m pytest -q -p no:cacheprovider "$@" tests
+    python -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile "$@" tests
 done
 
 tf_free_smoke() {

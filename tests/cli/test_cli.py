@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 import keras_pid_ssl as kps
+from conftest import once_per_ci
 from keras_pid_ssl import cli
 from keras_pid_ssl.config import PretrainConfig
 from keras_pid_ssl.config import loss_parameters
@@ -444,6 +445,7 @@ def test_export_writes_a_savedmodel_with_the_backbone_features(backbone_path, tm
 # The installed command --------------------------------------------------------------------
 
 
+@once_per_ci()
 def test_the_installed_kps_command_answers_help():
     executable = shutil.which("kps")
     if executable is None:

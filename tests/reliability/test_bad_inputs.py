@@ -35,6 +35,7 @@ from keras import ops
 
 import keras_pid_ssl as kps
 from conftest import make_views
+from conftest import once_per_ci
 from conftest import tiny_encoder
 from conftest import tiny_projector
 from conftest import view_batch
@@ -399,6 +400,8 @@ def test_kps_ssl_dataset_has_a_static_batch_dimension():
 # --- Recipe flags ------------------------------------------------------------
 
 
+# absl parses the flags before the recipe touches a backend.
+@once_per_ci()
 @pytest.mark.parametrize("value", ["abc", "32.5", "0,16", "16,x"])
 def test_recipe_projector_dims_flag_is_named(value, tmp_path):
     result = subprocess.run(
@@ -419,6 +422,7 @@ def test_recipe_projector_dims_flag_is_named(value, tmp_path):
     assert not os.listdir(tmp_path)
 
 
+@once_per_ci()
 def test_recipe_integer_flag_errors_name_the_flag(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "recipes", "pretrain_cifar.py"), "--epochs=abc"],

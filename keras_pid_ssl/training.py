@@ -370,7 +370,8 @@ def pretrain(output_dir, config=None, *, images=None, encoder=None, extra_callba
     `strategy`). A run with the same `output_dir` resumes from its last
     complete epoch, with the same data order and augmentation as an
     uninterrupted run. With `deterministic=True` (see `make_deterministic`)
-    the same `seed` gives the same run.
+    the same `seed` gives the same run. `mixed_precision` holds for the run
+    only: on return Keras's global dtype policy is the one it was before.
 
     The run's records are complete: `history.csv`, `pid_monitor.csv` and
     the probe history hold every finished epoch exactly once, whatever the
@@ -401,6 +402,7 @@ def pretrain(output_dir, config=None, *, images=None, encoder=None, extra_callba
     os.makedirs(output_dir, exist_ok=True)
     lock = RunLock(output_dir)
     lock.acquire()
+    policy = keras.config.dtype_policy()
     try:
         run = config.resolved()
         finished = _check_records(output_dir, run, images)
@@ -430,6 +432,8 @@ def pretrain(output_dir, config=None, *, images=None, encoder=None, extra_callba
             output_dir, run, data, scope, history, backup, probe, refresh, export_path, start
         )
     finally:
+        # `mixed_precision` is this run's: models built after it get the policy before it.
+        keras.config.set_dtype_policy(policy)
         lock.release()
 
 

@@ -1,6 +1,5 @@
 """`kps.pretrain`: one call on a folder, an array or a tf.data.Dataset, with any backbone."""
 
-import importlib.util
 import json
 import os
 import warnings
@@ -11,20 +10,6 @@ import pytest
 
 import keras_pid_ssl as kps
 from keras_pid_ssl.api import pretrain
-
-
-@pytest.fixture(autouse=True)
-def _global_generator_for_later_tests():
-    """`pretrain` turns on TensorFlow's op determinism, process-wide
-    (`deterministic=True`), after which TensorFlow's global random generator
-    must be set explicitly; set here so that later tests in this process
-    (e.g. KerasCV layers, which draw from it) run as they would alone."""
-    yield
-    if importlib.util.find_spec("tensorflow") is not None:
-        import tensorflow as tf
-
-        tf.random.set_global_generator(tf.random.Generator.from_seed(1234))
-
 
 TINY = dict(
     epochs=1,
@@ -70,6 +55,23 @@ def test_an_image_folder_with_a_builtin_backbone(tmp_path):
         name: defaults[name] for name in ("invariance_weight", "w_joint", "w_red", "w_syn")
     }
     assert (model.ssl_loss.estimator, model.ssl_loss.delta) == ("diagonal", defaults["delta"])
+
+
+def test_mixed_precision_is_the_runs_and_the_global_policy_is_restored(tmp_path):
+    out = str(tmp_path / "run")
+    trained = []
+
+    class ComputeDtype(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            conv = next(layer for layer in self.model.encoder.layers if layer.weights)
+            trained.append((conv.compute_dtype, conv.variable_dtype))
+
+    options = dict(TINY, mixed_precision="mixed_bfloat16", extra_callbacks=[ComputeDtype()])
+    summary = pretrain(_images(), backbone="small_convnet", output_dir=out, **options)
+    assert trained == [("bfloat16", "float32")]
+    assert np.isfinite(summary["final_metrics"]["loss"])
+    # Models built after the run get the policy from before it.
+    assert keras.config.dtype_policy().name == "float32"
 
 
 def test_a_keras_applications_model_as_backbone(tmp_path):

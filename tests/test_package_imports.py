@@ -1,6 +1,5 @@
 """`import keras_pid_ssl` is lazy: no heavy module beyond Keras's own until it is needed."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -45,8 +44,6 @@ def _run(backend, program):
 
 @once_per_ci("jax")
 def test_import_on_jax_loads_no_tensorflow_and_nothing_heavy_beyond_keras():
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed")
     modules = _run("jax", PROGRAM)
     assert "tensorflow" not in modules["after_package"]
     assert "tensorflow_datasets" not in modules["after_package"]
@@ -56,8 +53,6 @@ def test_import_on_jax_loads_no_tensorflow_and_nothing_heavy_beyond_keras():
 
 @once_per_ci("jax")
 def test_import_on_jax_loads_matplotlib_only_when_keras_does():
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed")
     # Keras (3.15) imports matplotlib through `keras.visualization` when it is
     # installed; with matplotlib made unimportable, the package still imports
     # and loads no plotting module of its own.
